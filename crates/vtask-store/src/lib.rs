@@ -1,1 +1,45 @@
-//! placeholder
+//! `vtask-store`: one RocksDB instance per node holding the Raft log and the
+//! task state machine, behind openraft's storage traits (`storage-v2`).
+//!
+//! # On-disk format (value format version 1)
+//!
+//! | column family | key | value (JSON unless noted) |
+//! |---|---|---|
+//! | `raft_log` | log index, u64 big-endian | `openraft::Entry<TypeConfig>` |
+//! | `raft_meta` | `vote`, `committed`, `last_purged` | the openraft value |
+//! | `tasks` | task number, u64 big-endian | [`vtask_model::Task`] |
+//! | `index` | `s` + state byte + task number | empty (tasks by state) |
+//! | `sessions` | client id (UTF-8) | [`Session`]: recent sequence numbers and their replies |
+//! | `changes` | revision, u64 big-endian | [`ChangeRecord`] (watch resume, audit) |
+//! | `history` | task number + revision, both u64 big-endian | empty (per-task history, D23) |
+//! | `sm_meta` | `last_applied`, `membership`, `counters`, `revision`, `format` | the value |
+//!
+//! # Durability
+//!
+//! Log appends are written to RocksDB and acknowledged to openraft only after
+//! the write-ahead log is fsynced ([`log_store`]); votes are written with sync
+//! before `save_vote` returns. The state machine writes without sync: RocksDB
+//! has one WAL per instance, so the next log fsync also makes every earlier
+//! state-machine write durable, and after a crash the state machine resumes
+//! from its own `last_applied`, which always changes in the same
+//! `WriteBatch` as the data it covers.
+//!
+//! If a RocksDB write fails the store returns a `StorageError`, which makes
+//! openraft stop the node: it never serves a half-written batch.
+//!
+//! **Architecture invariant:** the task rules live in `vtask-model`; this
+//! crate only persists what `vtask_model::apply` decides.
+
+mod db;
+mod log_store;
+mod snapshot;
+mod state_machine;
+mod types;
+
+pub use db::{open, Store, StoreError};
+pub use log_store::LogStore;
+pub use state_machine::{ReadView, StateMachine, SESSION_TTL_MILLIS};
+pub use types::{Batch, BatchReply, ChangeRecord, ClientRef, Request, Session, TypeConfig};
+
+/// The node id type of the cluster.
+pub type NodeId = u64;

@@ -1,0 +1,248 @@
+//! The Raft log: openraft's `RaftLogStorage` over the `raft_log` and
+//! `raft_meta` column families.
+//!
+//! An append is written to RocksDB at once (so readers see it when `append`
+//! returns) and acknowledged to openraft only after a WAL fsync. The fsyncs
+//! happen on one thread of their own, which serves every append that arrived
+//! while the previous fsync ran with a single `fsync`: group commit at the
+//! disk, without holding an async worker thread.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{
+    AnyError, Entry, LogId, OptionalSend, RaftLogId, StorageError, StorageIOError, Vote,
+};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use crate::db::{
+    decode, encode, u64_from_key, u64_key, Store, StoreError, CF_RAFT_LOG, CF_RAFT_META,
+};
+use crate::{NodeId, TypeConfig};
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+
+/// The log half of the store. Cloning it gives another reader of the same log.
+#[derive(Clone)]
+pub struct LogStore {
+    store: Store,
+    syncer: Arc<Syncer>,
+}
+
+impl LogStore {
+    pub(crate) fn new(store: Store) -> Result<LogStore, StoreError> {
+        let syncer = Arc::new(Syncer::start(store.clone()));
+        Ok(LogStore { store, syncer })
+    }
+
+    fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.store.get(CF_RAFT_META, key)
+    }
+
+    fn last_purged(&self) -> StorageResult<Option<LogId<NodeId>>> {
+        self.meta(b"last_purged")
+            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)).into())
+    }
+
+    /// Writes `batch` and waits for it to be on disk, off the async threads.
+    async fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut opts = WriteOptions::default();
+            opts.set_sync(true);
+            store.db.write_opt(batch, &opts).map_err(|e| store.rocks(e))
+        })
+        .await
+        .unwrap_or_else(|join| panic!("log write task panicked: {join}"))
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        let start = match range.start_bound() {
+            Bound::Included(&n) => n,
+            Bound::Excluded(&n) => n + 1,
+            Bound::Unbounded => 0,
+        };
+        let cf = self.store.cf(CF_RAFT_LOG);
+        let mut entries = Vec::new();
+        let from = u64_key(start);
+        for item in self
+            .store
+            .db
+            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
+        {
+            let (key, value) = item.map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
+            let index = u64_from_key(&key).unwrap_or(u64::MAX);
+            if !range.contains(&index) {
+                break;
+            }
+            let entry: Entry<TypeConfig> = decode(CF_RAFT_LOG, &value)
+                .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
+        let last_purged_log_id = self.last_purged()?;
+        let cf = self.store.cf(CF_RAFT_LOG);
+        let last = match self.store.db.iterator_cf(cf, IteratorMode::End).next() {
+            Some(item) => {
+                let (_, value) = item.map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
+                let entry: Entry<TypeConfig> = decode(CF_RAFT_LOG, &value)
+                    .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
+                Some(*entry.get_log_id())
+            }
+            None => None,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last.or(last_purged_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.store.cf(CF_RAFT_META), b"vote", encode(vote));
+        self.write_synced(batch)
+            .await
+            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
+        self.meta(b"vote")
+            .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
+        // Not synced: a lost `committed` only means re-learning it from the leader.
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.store.cf(CF_RAFT_META),
+            b"committed",
+            encode(&committed),
+        );
+        self.store
+            .db
+            .write(batch)
+            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
+    }
+
+    async fn read_committed(&mut self) -> StorageResult<Option<LogId<NodeId>>> {
+        Ok(self
+            .meta::<Option<LogId<NodeId>>>(b"committed")
+            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?
+            .flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let cf = self.store.cf(CF_RAFT_LOG);
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            batch.put_cf(cf, u64_key(entry.get_log_id().index), encode(&entry));
+        }
+        // Written now, so readers see the entries when this returns; durable
+        // (and acknowledged through `callback`) once the syncer's fsync is done.
+        self.store
+            .db
+            .write(batch)
+            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
+        self.syncer.sync_then(callback);
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        let cf = self.store.cf(CF_RAFT_LOG);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf, u64_key(log_id.index), u64_key(u64::MAX));
+        batch.delete_cf(cf, u64_key(u64::MAX));
+        self.write_synced(batch)
+            .await
+            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        // One batch: the new `last_purged` and the deletion land together, so
+        // a crash leaves either the old log or the purged one, never a hole.
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.store.cf(CF_RAFT_META),
+            b"last_purged",
+            encode(&Some(log_id)),
+        );
+        batch.delete_range_cf(
+            self.store.cf(CF_RAFT_LOG),
+            u64_key(0),
+            u64_key(log_id.index + 1),
+        );
+        self.write_synced(batch)
+            .await
+            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
+    }
+}
+
+/// The thread that fsyncs the WAL for appends and then acknowledges them.
+struct Syncer {
+    queue: std::sync::Mutex<mpsc::Sender<LogFlushed<TypeConfig>>>,
+}
+
+impl Syncer {
+    fn start(store: Store) -> Syncer {
+        let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
+        std::thread::Builder::new()
+            .name("raft-log-sync".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(rx.try_iter());
+                    let result = store
+                        .db
+                        .flush_wal(true)
+                        .map_err(|e| std::io::Error::other(store.rocks(e)));
+                    for callback in waiting {
+                        callback.log_io_completed(
+                            result
+                                .as_ref()
+                                .map(|_| ())
+                                .map_err(|e| std::io::Error::other(e.to_string())),
+                        );
+                    }
+                }
+            })
+            .expect("spawn the raft-log-sync thread");
+        Syncer {
+            queue: std::sync::Mutex::new(tx),
+        }
+    }
+
+    fn sync_then(&self, callback: LogFlushed<TypeConfig>) {
+        let queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Err(mpsc::SendError(callback)) = queue.send(callback) {
+            callback.log_io_completed(Err(std::io::Error::other(
+                "the raft-log-sync thread has stopped",
+            )));
+        }
+    }
+}

@@ -1,0 +1,632 @@
+//! The task state machine: openraft's `RaftStateMachine` applying each
+//! committed batch through `vtask_model::apply`, and the read view the API
+//! serves from.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use vtask_model::{
+    Change, Counters, EntryContext, MethodFault, Outcome, State, Task, TaskFilterSpec, TaskKey,
+    TaskTable, Timestamp,
+};
+
+use crate::db::{
+    decode, encode, u64_from_key, u64_key, Store, StoreError, CF_CHANGES, CF_HISTORY, CF_INDEX,
+    CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
+};
+use crate::snapshot;
+use crate::types::{BatchReply, ChangeRecord, Request, Session};
+use crate::{NodeId, TypeConfig};
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+
+/// A client session not seen for this long (by entry time) is forgotten, and
+/// a retry after that is applied as new (D27).
+pub const SESSION_TTL_MILLIS: u64 = 60 * 60 * 1000;
+/// How many recent replies a session keeps, so one client may have this many
+/// requests in flight at once.
+pub const SESSION_WINDOW: usize = 128;
+/// Every this many log indexes, apply expires idle sessions.
+const SESSION_SWEEP_EVERY: u64 = 1024;
+
+/// What has been applied, published to readers after every apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppliedState {
+    pub index: u64,
+    pub revision: u64,
+}
+
+/// The state machine half of the store.
+pub struct StateMachine {
+    store: Store,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, openraft::BasicNode>,
+    counters: Counters,
+    revision: u64,
+    applied_tx: watch::Sender<AppliedState>,
+    /// Serializes snapshot builds with each other.
+    snapshot_lock: Arc<Mutex<()>>,
+}
+
+impl StateMachine {
+    pub(crate) fn new(store: Store) -> Result<StateMachine, StoreError> {
+        let last_applied: Option<LogId<NodeId>> = store.get(CF_SM_META, b"last_applied")?.flatten();
+        let membership = store.get(CF_SM_META, b"membership")?.unwrap_or_default();
+        let counters = store.get(CF_SM_META, b"counters")?.unwrap_or_default();
+        let revision = store.get(CF_SM_META, b"revision")?.unwrap_or_default();
+        let applied = AppliedState {
+            index: last_applied.map_or(0, |id| id.index),
+            revision,
+        };
+        let (applied_tx, _) = watch::channel(applied);
+        Ok(StateMachine {
+            store,
+            last_applied,
+            membership,
+            counters,
+            revision,
+            applied_tx,
+            snapshot_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// A read-only view for the API, valid for the life of the node.
+    pub fn read_view(&self) -> ReadView {
+        ReadView {
+            store: self.store.clone(),
+            applied: self.applied_tx.subscribe(),
+        }
+    }
+
+    fn reload(&mut self) -> Result<(), StoreError> {
+        let fresh = StateMachine::new(self.store.clone())?;
+        self.last_applied = fresh.last_applied;
+        self.membership = fresh.membership;
+        self.counters = fresh.counters;
+        self.revision = fresh.revision;
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let state = AppliedState {
+            index: self.last_applied.map_or(0, |id| id.index),
+            revision: self.revision,
+        };
+        self.applied_tx.send_replace(state);
+    }
+
+    fn apply_entries(
+        &mut self,
+        entries: Vec<Entry<TypeConfig>>,
+    ) -> Result<Vec<BatchReply>, StoreError> {
+        let mut pending = Pending::new(&self.store, self.counters, self.revision);
+        let mut replies = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let log_id = entry.log_id;
+            match entry.payload {
+                EntryPayload::Blank => replies.push(BatchReply::default()),
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembership::new(Some(log_id), membership);
+                    pending.batch.put_cf(
+                        self.store.cf(CF_SM_META),
+                        b"membership",
+                        encode(&self.membership),
+                    );
+                    replies.push(BatchReply::default());
+                }
+                EntryPayload::Normal(batch) => {
+                    let ctx = EntryContext {
+                        time: batch.time,
+                        term: log_id.leader_id.term,
+                        index: log_id.index,
+                    };
+                    let outcomes = batch
+                        .requests
+                        .iter()
+                        .map(|request| pending.apply(request, &ctx))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    replies.push(BatchReply {
+                        outcomes,
+                    });
+                    if log_id.index % SESSION_SWEEP_EVERY == 0 {
+                        pending.expire_sessions(batch.time)?;
+                    }
+                }
+            }
+            self.last_applied = Some(log_id);
+        }
+        let meta = self.store.cf(CF_SM_META);
+        let (mut batch, counters, revision) = pending.finish()?;
+        batch.put_cf(meta, b"last_applied", encode(&self.last_applied));
+        batch.put_cf(meta, b"counters", encode(&counters));
+        batch.put_cf(meta, b"revision", encode(&revision));
+        // One WriteBatch: tasks, indexes, sessions, counters and last_applied
+        // change together or not at all.
+        self.store
+            .db
+            .write(batch)
+            .map_err(|e| self.store.rocks(e))?;
+        self.counters = counters;
+        self.revision = revision;
+        self.publish();
+        Ok(replies)
+    }
+}
+
+/// The writes of one `apply` call, with a view of the state that includes them.
+struct Pending<'a> {
+    store: &'a Store,
+    batch: WriteBatch,
+    tasks: HashMap<TaskKey, Option<Task>>,
+    sessions: HashMap<String, Session>,
+    counters: Counters,
+    revision: u64,
+    /// A read error inside `TaskTable::task`, which cannot return one; the
+    /// apply fails with it once the model returns.
+    error: RefCell<Option<StoreError>>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(store: &'a Store, counters: Counters, revision: u64) -> Pending<'a> {
+        Pending {
+            store,
+            batch: WriteBatch::default(),
+            tasks: HashMap::new(),
+            sessions: HashMap::new(),
+            counters,
+            revision,
+            error: RefCell::new(None),
+        }
+    }
+
+    fn apply(&mut self, request: &Request, ctx: &EntryContext) -> Result<Outcome, StoreError> {
+        let mut session = match &request.client {
+            Some(client) => {
+                let session = self.session(&client.id)?;
+                if let Some(stored) = session.replies.get(&client.seq) {
+                    // D27: a retry gets the stored reply and is not applied again.
+                    return Ok(stored.clone());
+                }
+                if session.replies.len() >= SESSION_WINDOW
+                    && session
+                        .replies
+                        .keys()
+                        .next()
+                        .is_some_and(|&oldest| client.seq < oldest)
+                {
+                    return Ok(Err(MethodFault::invalid_argument(
+                        "header.seq",
+                        format!(
+                            "A specified parameter was not correct: sequence number {} of client {} is older than the {SESSION_WINDOW} replies kept for it",
+                            client.seq, client.id
+                        ),
+                    )));
+                }
+                Some(session)
+            }
+            None => None,
+        };
+        let applied = vtask_model::apply(&*self, &request.caller, &request.command, ctx);
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        for change in applied.changes {
+            self.write_change(change, request, ctx);
+        }
+        self.counters = applied.counters;
+        if let (Some(client), Some(session)) = (&request.client, session.as_mut()) {
+            session.replies.insert(client.seq, applied.outcome.clone());
+            while session.replies.len() > SESSION_WINDOW {
+                session.replies.pop_first();
+            }
+            session.last_seen = ctx.time;
+            self.batch.put_cf(
+                self.store.cf(CF_SESSIONS),
+                client.id.as_bytes(),
+                encode(&*session),
+            );
+            self.sessions.insert(client.id.clone(), session.clone());
+        }
+        Ok(applied.outcome)
+    }
+
+    fn session(&self, id: &str) -> Result<Session, StoreError> {
+        match self.sessions.get(id) {
+            Some(session) => Ok(session.clone()),
+            None => Ok(self
+                .store
+                .get(CF_SESSIONS, id.as_bytes())?
+                .unwrap_or_default()),
+        }
+    }
+
+    fn write_change(&mut self, change: Change, request: &Request, ctx: &EntryContext) {
+        self.revision += 1;
+        let (key, before, after) = match change {
+            Change::Put { before, after } => (after.info.key, before, Some(after)),
+            Change::Remove { task } => (task.info.key, Some(task), None),
+        };
+        let tasks = self.store.cf(CF_TASKS);
+        let index = self.store.cf(CF_INDEX);
+        if let Some(before) = &before {
+            for k in index_keys(before) {
+                self.batch.delete_cf(index, k);
+            }
+        }
+        match &after {
+            Some(task) => {
+                for k in index_keys(task) {
+                    self.batch.put_cf(index, k, []);
+                }
+                self.batch.put_cf(tasks, u64_key(key.0), encode(task));
+            }
+            None => self.batch.delete_cf(tasks, u64_key(key.0)),
+        }
+        let record = ChangeRecord {
+            revision: self.revision,
+            key,
+            info: after.as_ref().map(|t| t.info.clone()),
+            method: request.command.method().to_string(),
+            actor: request.caller.name().map(str::to_string),
+            time: ctx.time,
+            term: ctx.term,
+            index: ctx.index,
+        };
+        self.batch.put_cf(
+            self.store.cf(CF_CHANGES),
+            u64_key(self.revision),
+            encode(&record),
+        );
+        self.batch.put_cf(
+            self.store.cf(CF_HISTORY),
+            history_key(key, self.revision),
+            [],
+        );
+        self.tasks.insert(key, after);
+    }
+
+    /// Forgets sessions idle for longer than [`SESSION_TTL_MILLIS`] by entry
+    /// time: every replica does this at the same log index with the same
+    /// time, so they stay identical.
+    fn expire_sessions(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        let cf = self.store.cf(CF_SESSIONS);
+        for item in self.store.db.iterator_cf(cf, IteratorMode::Start) {
+            let (key, value) = item.map_err(|e| self.store.rocks(e))?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            let session = match self.sessions.get(&id) {
+                Some(session) => session.clone(),
+                None => decode::<Session>(CF_SESSIONS, &value)?,
+            };
+            if session.last_seen.saturating_add_millis(SESSION_TTL_MILLIS) < now {
+                self.batch.delete_cf(cf, &key);
+                self.sessions.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(WriteBatch, Counters, u64), StoreError> {
+        match self.error.into_inner() {
+            Some(error) => Err(error),
+            None => Ok((self.batch, self.counters, self.revision)),
+        }
+    }
+}
+
+impl TaskTable for Pending<'_> {
+    fn task(&self, key: TaskKey) -> Option<Task> {
+        if let Some(pending) = self.tasks.get(&key) {
+            return pending.clone();
+        }
+        match self.store.get(CF_TASKS, &u64_key(key.0)) {
+            Ok(task) => task,
+            Err(error) => {
+                self.error.borrow_mut().get_or_insert(error);
+                None
+            }
+        }
+    }
+
+    fn counters(&self) -> Counters {
+        self.counters
+    }
+}
+
+fn state_byte(state: State) -> u8 {
+    match state {
+        State::Queued => 0,
+        State::Running => 1,
+        State::Success => 2,
+        State::Error => 3,
+    }
+}
+
+/// The secondary index entries of a task.
+fn index_keys(task: &Task) -> Vec<Vec<u8>> {
+    let mut by_state = vec![b's', state_byte(task.info.state)];
+    by_state.extend_from_slice(&u64_key(task.info.key.0));
+    vec![by_state]
+}
+
+fn history_key(key: TaskKey, revision: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&u64_key(key.0));
+    k[8..].copy_from_slice(&u64_key(revision));
+    k
+}
+
+fn read_sm(e: StoreError) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(AnyError::new(&e)).into()
+}
+
+fn write_sm(e: StoreError) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(AnyError::new(&e)).into()
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> StorageResult<(
+        Option<LogId<NodeId>>,
+        StoredMembership<NodeId, openraft::BasicNode>,
+    )> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<BatchReply>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        self.apply_entries(entries).map_err(write_sm)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.store.clone(),
+            lock: self.snapshot_lock.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<tokio::fs::File>> {
+        let path = self.store.snapshot_dir().join("receiving.snap");
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        snapshot: Box<tokio::fs::File>,
+    ) -> StorageResult<()> {
+        let file = snapshot.into_std().await;
+        let store = self.store.clone();
+        let meta = meta.clone();
+        let signature = meta.signature();
+        tokio::task::spawn_blocking(move || snapshot::install(&store, &meta, file))
+            .await
+            .map_err(|e| {
+                StorageIOError::write_snapshot(Some(signature.clone()), AnyError::error(e))
+            })?
+            .map_err(|e| StorageIOError::write_snapshot(Some(signature), AnyError::new(&e)))?;
+        self.reload().map_err(read_sm)
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        snapshot::current(&self.store)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::new(&e)).into())
+    }
+}
+
+/// Builds a snapshot from a RocksDB point-in-time view.
+pub struct SnapshotBuilder {
+    store: Store,
+    lock: Arc<Mutex<()>>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let store = self.store.clone();
+        let lock = self.lock.clone();
+        tokio::task::spawn_blocking(move || {
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            snapshot::build(&store)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(None, AnyError::error(e)))?
+        .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        match snapshot::current(&self.store).await {
+            Ok(Some(snapshot)) => Ok(snapshot),
+            Ok(None) => Err(StorageIOError::read_snapshot(
+                None,
+                AnyError::error("snapshot vanished after build"),
+            )
+            .into()),
+            Err(e) => Err(StorageIOError::read_snapshot(None, AnyError::new(&e)).into()),
+        }
+    }
+}
+
+/// Read access to the applied state, for the API. Reads see only what is
+/// applied; linearizability is the caller's business (ReadIndex first).
+#[derive(Clone)]
+pub struct ReadView {
+    store: Store,
+    applied: watch::Receiver<AppliedState>,
+}
+
+impl ReadView {
+    pub fn task(&self, key: TaskKey) -> Result<Option<Task>, StoreError> {
+        self.store.get(CF_TASKS, &u64_key(key.0))
+    }
+
+    /// Looks a task key up with the model's not-found rules (D16).
+    pub fn lookup(&self, key: &str) -> Result<Result<Task, MethodFault>, StoreError> {
+        if let Some(task) = TaskKey::parse(key)
+            .map(|k| self.task(k))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(Ok(task));
+        }
+        let counters = self.store.get(CF_SM_META, b"counters")?.unwrap_or_default();
+        Ok(vtask_model::lookup(&Absent { counters }, key))
+    }
+
+    pub fn applied(&self) -> AppliedState {
+        *self.applied.borrow()
+    }
+
+    /// Waits until at least `index` is applied.
+    pub async fn wait_applied(&self, index: u64) -> AppliedState {
+        let mut rx = self.applied.clone();
+        let reached = rx.wait_for(|s| s.index >= index).await.map(|state| *state);
+        // Err: the state machine is gone (shutdown); report what we last saw.
+        reached.unwrap_or_else(|_| *rx.borrow())
+    }
+
+    /// A receiver that changes on every apply.
+    pub fn subscribe(&self) -> watch::Receiver<AppliedState> {
+        self.applied.clone()
+    }
+
+    /// Tasks after task number `after` that match `filter`, oldest first, at most `limit`.
+    pub fn scan(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: &TaskFilterSpec,
+    ) -> Result<Vec<Task>, StoreError> {
+        let cf = self.store.cf(CF_TASKS);
+        let from = u64_key(after.saturating_add(1));
+        let mut out = Vec::new();
+        for item in self
+            .store
+            .db
+            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
+        {
+            let (_, value) = item.map_err(|e| self.store.rocks(e))?;
+            let task: Task = decode(CF_TASKS, &value)?;
+            if filter.matches(&task.info) {
+                out.push(task);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Changes with revision greater than `after`, oldest first, at most `limit`.
+    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>, StoreError> {
+        let cf = self.store.cf(CF_CHANGES);
+        let from = u64_key(after.saturating_add(1));
+        let mut out = Vec::new();
+        for item in self
+            .store
+            .db
+            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
+            .take(limit)
+        {
+            let (_, value) = item.map_err(|e| self.store.rocks(e))?;
+            out.push(decode(CF_CHANGES, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Every change of one task, oldest first (D23).
+    pub fn history(&self, key: TaskKey) -> Result<Vec<ChangeRecord>, StoreError> {
+        let cf = self.store.cf(CF_HISTORY);
+        let prefix = u64_key(key.0);
+        let mut out = Vec::new();
+        for item in self
+            .store
+            .db
+            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward))
+        {
+            let (k, _) = item.map_err(|e| self.store.rocks(e))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let revision = u64_from_key(&k[8..]).unwrap_or_default();
+            if let Some(record) = self.store.get(CF_CHANGES, &u64_key(revision))? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A hash of the whole state machine and the applied index it covers,
+    /// both read from one point-in-time view. Replicas at the same applied
+    /// index must have the same digest.
+    pub fn digest(&self) -> Result<(u64, String), StoreError> {
+        state_digest(&self.store)
+    }
+}
+
+/// The SHA-256 over every state column family (name, then each key and value
+/// with their lengths), from one RocksDB snapshot.
+pub(crate) fn state_digest(store: &Store) -> Result<(u64, String), StoreError> {
+    let view = store.db.snapshot();
+    let last_applied: Option<LogId<NodeId>> = match view
+        .get_cf(store.cf(CF_SM_META), b"last_applied")
+        .map_err(|e| store.rocks(e))?
+    {
+        Some(bytes) => decode(CF_SM_META, &bytes)?,
+        None => None,
+    };
+    let mut hasher = Sha256::new();
+    for name in STATE_CFS {
+        hasher.update((name.len() as u32).to_be_bytes());
+        hasher.update(name.as_bytes());
+        for item in view.iterator_cf(store.cf(name), IteratorMode::Start) {
+            let (key, value) = item.map_err(|e| store.rocks(e))?;
+            hasher.update((key.len() as u32).to_be_bytes());
+            hasher.update(&key);
+            hasher.update((value.len() as u32).to_be_bytes());
+            hasher.update(&value);
+        }
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((last_applied.map_or(0, |id| id.index), hex))
+}
+
+/// A table without tasks: it lets the model word the not-found fault (D16).
+struct Absent {
+    counters: Counters,
+}
+
+impl TaskTable for Absent {
+    fn task(&self, _: TaskKey) -> Option<Task> {
+        None
+    }
+
+    fn counters(&self) -> Counters {
+        self.counters
+    }
+}

@@ -1,0 +1,70 @@
+//! What a log entry carries and what applying it returns.
+
+use serde::{Deserialize, Serialize};
+use vtask_model::{Caller, Command, Outcome, TaskInfo, TaskKey, Timestamp};
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of vtask.
+    pub TypeConfig:
+        D = Batch,
+        R = BatchReply,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+);
+
+/// One Raft entry's payload: the commands the leader's proposer gathered,
+/// stamped with the leader's clock. This is our own message, never a public
+/// request reused, so the API can change without changing the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub time: Timestamp,
+    pub requests: Vec<Request>,
+}
+
+/// One command with who sent it and its exactly-once identity (D27).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientRef>,
+    pub caller: Caller,
+    pub command: Command,
+}
+
+/// A client's identity and the sequence number of one of its requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRef {
+    pub id: String,
+    pub seq: u64,
+}
+
+/// The replies to a batch, in the order of its requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchReply {
+    pub outcomes: Vec<Outcome>,
+}
+
+/// A client session: the replies to its most recent sequence numbers, so that
+/// a retry is answered from here and not applied again.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub replies: std::collections::BTreeMap<u64, Outcome>,
+    pub last_seen: Timestamp,
+}
+
+/// One change of one task, in revision order (D23).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRecord {
+    pub revision: u64,
+    pub key: TaskKey,
+    /// The task after the change; `None` when retention removed it.
+    pub info: Option<TaskInfo>,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    pub time: Timestamp,
+    pub term: u64,
+    pub index: u64,
+}
