@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 /// Microseconds since the Unix epoch, UTC. Every time in the model comes from a
 /// log entry (the leader's clock), never from a clock read during apply.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

@@ -1,1 +1,30 @@
-pub mod x {}
+//! `vtask-proto`: the gRPC wire API of vtask, generated from `proto/` at build
+//! time, and the mechanical conversions between it and `vtask-model`.
+//!
+//! **Architecture invariant:** this crate holds no task rules. A conversion
+//! maps fields and refuses only what cannot be represented in the model (a
+//! missing required field, an `UNSPECIFIED` enum value, an unparsable
+//! timestamp); whether a value is *allowed* is for `vtask_model::apply`.
+
+pub mod convert;
+
+/// The public API, package `vtask.v1`.
+#[allow(clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("vtask.v1");
+}
+
+/// The node-to-node Raft service, package `vtask.raft.v1`.
+pub mod raft {
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("vtask.raft.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every vtask proto file and the
+/// well-known types they import, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("vtask_descriptor");
+
+/// The type URL of [`v1::MethodFault`] inside a `google.protobuf.Any`.
+pub const METHOD_FAULT_TYPE_URL: &str = "type.googleapis.com/vtask.v1.MethodFault";
