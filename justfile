@@ -1,11 +1,26 @@
-# vtask developer commands. Run `sh scripts/setup.sh` once on a fresh machine
-# (it installs libclang and just); `just --list` shows every recipe.
+# vtask developer commands. On a fresh machine run `sh scripts/setup.sh` once
+# (it installs libclang, just and cargo-nextest); `just --list` shows them all.
+#
+# Every recipe builds with the same command (`cargo build --workspace
+# --all-targets`), so Cargo resolves one feature set and RocksDB's C++ is
+# compiled once per target directory, not once per recipe.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Build everything and run the whole test suite (unit, model, and real-cluster tests).
-test:
-    cargo build --workspace --bins
+# Build everything: binaries, libraries and tests.
+build:
+    cargo build --workspace --all-targets
+
+# Build, start a local three-node cluster (ports 7001-7003, 9001-9003, data in .dev/) and show it working.
+dev: build
+    scripts/dev.sh up
+
+# Stop the local cluster started by `just dev`.
+dev-down:
+    scripts/dev.sh down
+
+# Build everything and run the whole test suite (model, wire, store and real-cluster tests).
+test: build
     cargo nextest run --workspace --no-fail-fast
 
 # Formatting and lints, as CI-clean code needs them.

@@ -24,3 +24,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest"
     cargo install --locked cargo-nextest
 fi
+
+if ! have curl; then
+    echo "setup: installing curl (used by scripts/dev.sh)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+fi

@@ -135,9 +135,7 @@ impl StateMachine {
                         .iter()
                         .map(|request| pending.apply(request, &ctx))
                         .collect::<Result<Vec<_>, _>>()?;
-                    replies.push(BatchReply {
-                        outcomes,
-                    });
+                    replies.push(BatchReply { outcomes });
                     if log_id.index % SESSION_SWEEP_EVERY == 0 {
                         pending.expire_sessions(batch.time)?;
                     }

@@ -1,0 +1,474 @@
+//! The public gRPC services of `vtask.v1`. Each handler converts the request
+//! into a model command, submits it through the leader (or runs the read
+//! barrier for a linearizable read), and converts the outcome back. A vSphere
+//! fault becomes a gRPC status with the `MethodFault` in its details.
+
+use std::time::Duration;
+
+use openraft::ServerState;
+use tonic::{Request, Response, Status};
+use vtask_model::{
+    Caller, Command, MethodFault, Privileges, Reply, Task, TaskFilterSpec, TaskInfo,
+};
+use vtask_proto::convert::{duration_to_millis, fault_to_status};
+use vtask_proto::v1::{self, cluster_server, task_manager_server, task_server};
+use vtask_store::{ClientRef, Request as LogRequest};
+
+use crate::node::{Node, NodeError};
+
+pub type TaskApi = Api;
+pub type TaskManagerApi = Api;
+pub type ClusterApi = Api;
+
+/// The metadata key that names the caller while authentication is off.
+const USER_HEADER: &str = "x-vtask-user";
+/// The caller's name when none is given.
+const DEFAULT_USER: &str = "vtask";
+/// ListTasks page size when the request names none, and the largest allowed.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+/// The longest WaitTask may wait.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+#[derive(Clone)]
+pub struct Api {
+    node: Node,
+}
+
+pub fn task_service(node: Node) -> task_server::TaskServer<Api> {
+    task_server::TaskServer::new(Api { node })
+}
+
+pub fn task_manager_service(node: Node) -> task_manager_server::TaskManagerServer<Api> {
+    task_manager_server::TaskManagerServer::new(Api { node })
+}
+
+pub fn cluster_service(node: Node) -> cluster_server::ClusterServer<Api> {
+    cluster_server::ClusterServer::new(Api { node })
+}
+
+fn node_status(error: NodeError) -> Status {
+    match error {
+        NodeError::Unavailable(message) => Status::unavailable(message),
+        NodeError::Internal(message) => Status::internal(message),
+    }
+}
+
+fn store_status(error: vtask_store::StoreError) -> Status {
+    tracing::error!(%error, "store read failed");
+    Status::internal(format!("reading the store: {error}"))
+}
+
+fn fault_status(fault: MethodFault) -> Status {
+    fault_to_status(&fault)
+}
+
+/// Who calls. Until authentication arrives (issue #7) every caller holds
+/// every privilege, and may name itself with the `x-vtask-user` metadata.
+fn caller<T>(request: &Request<T>) -> Caller {
+    let name = request
+        .metadata()
+        .get(USER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .unwrap_or(DEFAULT_USER);
+    Caller::user(name, Privileges::ALL)
+}
+
+fn client(header: Option<&v1::RequestHeader>) -> Result<Option<ClientRef>, Status> {
+    match header {
+        Some(h) if !h.client_id.is_empty() => {
+            vtask_model::validate::name("header.clientId", &h.client_id).map_err(fault_status)?;
+            Ok(Some(ClientRef {
+                id: h.client_id.clone(),
+                seq: h.seq,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn consistency(value: i32) -> Result<v1::ReadConsistency, Status> {
+    v1::ReadConsistency::try_from(value).map_err(|_| {
+        fault_status(MethodFault::invalid_argument(
+            "consistency",
+            format!("A specified parameter was not correct: {value} is not a read consistency"),
+        ))
+    })
+}
+
+impl Api {
+    /// Submits one mutation and returns the task it left, with the leader's address.
+    async fn mutate(
+        &self,
+        method: &'static str,
+        caller: Caller,
+        client: Option<ClientRef>,
+        command: Command,
+    ) -> Result<(TaskInfo, String), Status> {
+        let request = LogRequest {
+            client,
+            caller,
+            command,
+        };
+        let result = self.node.submit(request).await;
+        let outcome_label = match &result {
+            Ok((Ok(_), _)) => "ok".to_string(),
+            Ok((Err(fault), _)) => fault.kind.type_name().to_string(),
+            Err(NodeError::Unavailable(_)) => "unavailable".into(),
+            Err(NodeError::Internal(_)) => "internal".into(),
+        };
+        self.node.metrics.request(method, &outcome_label);
+        let (outcome, leader) = result.map_err(node_status)?;
+        match outcome {
+            Ok(Reply::Task { info }) => Ok((info, leader)),
+            Ok(other) => Err(Status::internal(format!("{method} returned {other:?}"))),
+            Err(fault) => Err(fault_status(fault)),
+        }
+    }
+
+    /// Waits for the read barrier unless the caller asked for a stale read.
+    async fn before_read(&self, consistency: v1::ReadConsistency) -> Result<(), Status> {
+        match consistency {
+            v1::ReadConsistency::Stale => Ok(()),
+            v1::ReadConsistency::Unspecified | v1::ReadConsistency::Linearizable => {
+                self.node.read_barrier().await.map_err(node_status)
+            }
+        }
+    }
+
+    fn lookup(&self, key: &str) -> Result<Task, Status> {
+        self.node
+            .read
+            .lookup(key)
+            .map_err(store_status)?
+            .map_err(fault_status)
+    }
+}
+
+#[tonic::async_trait]
+impl task_server::Task for Api {
+    async fn cancel_task(
+        &self,
+        request: Request<v1::CancelTaskRequest>,
+    ) -> Result<Response<v1::CancelTaskResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let client = client(request.header.as_ref())?;
+        let (info, leader_hint) = self
+            .mutate("CancelTask", caller, client, Command::from(request))
+            .await?;
+        Ok(Response::new(v1::CancelTaskResponse {
+            info: Some(info.into()),
+            leader_hint,
+        }))
+    }
+
+    async fn update_progress(
+        &self,
+        request: Request<v1::UpdateProgressRequest>,
+    ) -> Result<Response<v1::UpdateProgressResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let client = client(request.header.as_ref())?;
+        let command = Command::try_from(request).map_err(fault_status)?;
+        let (info, leader_hint) = self
+            .mutate("UpdateProgress", caller, client, command)
+            .await?;
+        Ok(Response::new(v1::UpdateProgressResponse {
+            info: Some(info.into()),
+            leader_hint,
+        }))
+    }
+
+    async fn set_task_state(
+        &self,
+        request: Request<v1::SetTaskStateRequest>,
+    ) -> Result<Response<v1::SetTaskStateResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let client = client(request.header.as_ref())?;
+        let command = Command::try_from(request).map_err(fault_status)?;
+        let (info, leader_hint) = self.mutate("SetTaskState", caller, client, command).await?;
+        Ok(Response::new(v1::SetTaskStateResponse {
+            info: Some(info.into()),
+            leader_hint,
+        }))
+    }
+
+    async fn set_task_description(
+        &self,
+        request: Request<v1::SetTaskDescriptionRequest>,
+    ) -> Result<Response<v1::SetTaskDescriptionResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let client = client(request.header.as_ref())?;
+        let command = Command::try_from(request).map_err(fault_status)?;
+        let (info, leader_hint) = self
+            .mutate("SetTaskDescription", caller, client, command)
+            .await?;
+        Ok(Response::new(v1::SetTaskDescriptionResponse {
+            info: Some(info.into()),
+            leader_hint,
+        }))
+    }
+}
+
+type WatchStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<v1::WatchTasksResponse, Status>> + Send + 'static>,
+>;
+
+fn not_yet(method: &str) -> Status {
+    Status::unimplemented(format!(
+        "{method} is not served by this version of vtaskd yet"
+    ))
+}
+
+#[tonic::async_trait]
+impl task_manager_server::TaskManager for Api {
+    async fn create_task(
+        &self,
+        request: Request<v1::CreateTaskRequest>,
+    ) -> Result<Response<v1::CreateTaskResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let client = client(request.header.as_ref())?;
+        let command = Command::try_from(request).map_err(fault_status)?;
+        let (info, leader_hint) = self.mutate("CreateTask", caller, client, command).await?;
+        Ok(Response::new(v1::CreateTaskResponse {
+            info: Some(info.into()),
+            leader_hint,
+        }))
+    }
+
+    async fn get_task(
+        &self,
+        request: Request<v1::GetTaskRequest>,
+    ) -> Result<Response<v1::GetTaskResponse>, Status> {
+        let request = request.into_inner();
+        self.before_read(consistency(request.consistency)?).await?;
+        let task = self.lookup(&request.key)?;
+        let revision = self.node.read.applied().revision;
+        Ok(Response::new(v1::GetTaskResponse {
+            info: Some(task.info.into()),
+            revision,
+        }))
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<v1::ListTasksRequest>,
+    ) -> Result<Response<v1::ListTasksResponse>, Status> {
+        let request = request.into_inner();
+        let filter = match request.filter {
+            Some(filter) => TaskFilterSpec::try_from(filter).map_err(fault_status)?,
+            None => TaskFilterSpec::default(),
+        };
+        filter.validate().map_err(fault_status)?;
+        let page_size =
+            match request.page_size as usize {
+                0 => DEFAULT_PAGE,
+                n if n <= MAX_PAGE => n,
+                n => return Err(fault_status(MethodFault::invalid_argument(
+                    "pageSize",
+                    format!(
+                        "A specified parameter was not correct: page size {n} is above {MAX_PAGE}"
+                    ),
+                ))),
+            };
+        // The page token is the key of the last task of the previous page:
+        // keys never change or get reused, so pages are stable across leaders.
+        let after = if request.page_token.is_empty() {
+            0
+        } else {
+            vtask_model::TaskKey::parse(&request.page_token)
+                .ok_or_else(|| {
+                    fault_status(MethodFault::invalid_argument(
+                        "pageToken",
+                        format!(
+                            "A specified parameter was not correct: {:?} is not a page token",
+                            request.page_token
+                        ),
+                    ))
+                })?
+                .0
+        };
+        self.before_read(consistency(request.consistency)?).await?;
+        let read = self.node.read.clone();
+        let revision = read.applied().revision;
+        let tasks = tokio::task::spawn_blocking(move || read.scan(after, page_size + 1, &filter))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(store_status)?;
+        let more = tasks.len() > page_size;
+        let tasks: Vec<Task> = tasks.into_iter().take(page_size).collect();
+        let next_page_token = match (more, tasks.last()) {
+            (true, Some(last)) => last.info.key.to_string(),
+            _ => String::new(),
+        };
+        Ok(Response::new(v1::ListTasksResponse {
+            tasks: tasks.into_iter().map(|t| t.info.into()).collect(),
+            next_page_token,
+            revision,
+        }))
+    }
+
+    async fn recent_tasks(
+        &self,
+        _request: Request<v1::RecentTasksRequest>,
+    ) -> Result<Response<v1::RecentTasksResponse>, Status> {
+        Err(not_yet("RecentTasks"))
+    }
+
+    type WatchTasksStream = WatchStream;
+
+    async fn watch_tasks(
+        &self,
+        _request: Request<v1::WatchTasksRequest>,
+    ) -> Result<Response<Self::WatchTasksStream>, Status> {
+        Err(not_yet("WatchTasks"))
+    }
+
+    async fn wait_task(
+        &self,
+        request: Request<v1::WaitTaskRequest>,
+    ) -> Result<Response<v1::WaitTaskResponse>, Status> {
+        let request = request.into_inner();
+        let timeout = match request.timeout {
+            Some(d) => {
+                Duration::from_millis(duration_to_millis(&d).map_err(fault_status)?).min(MAX_WAIT)
+            }
+            None => MAX_WAIT,
+        };
+        self.before_read(v1::ReadConsistency::Linearizable).await?;
+        let mut applied = self.node.read.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let task = self.lookup(&request.key)?;
+            let revision = self.node.read.applied().revision;
+            let done = task.info.state.is_terminal();
+            if done || tokio::time::Instant::now() >= deadline {
+                return Ok(Response::new(v1::WaitTaskResponse {
+                    info: Some(task.info.into()),
+                    revision,
+                }));
+            }
+            // Wake on the next apply, or at the deadline.
+            if tokio::time::timeout_at(deadline, applied.changed())
+                .await
+                .is_ok_and(|r| r.is_err())
+            {
+                return Err(Status::unavailable("the node is shutting down"));
+            }
+        }
+    }
+
+    async fn create_collector_for_tasks(
+        &self,
+        _request: Request<v1::CreateCollectorForTasksRequest>,
+    ) -> Result<Response<v1::CreateCollectorForTasksResponse>, Status> {
+        Err(not_yet("CreateCollectorForTasks"))
+    }
+
+    async fn read_next_tasks(
+        &self,
+        _request: Request<v1::ReadNextTasksRequest>,
+    ) -> Result<Response<v1::ReadNextTasksResponse>, Status> {
+        Err(not_yet("ReadNextTasks"))
+    }
+
+    async fn read_previous_tasks(
+        &self,
+        _request: Request<v1::ReadPreviousTasksRequest>,
+    ) -> Result<Response<v1::ReadPreviousTasksResponse>, Status> {
+        Err(not_yet("ReadPreviousTasks"))
+    }
+
+    async fn rewind_collector(
+        &self,
+        _request: Request<v1::RewindCollectorRequest>,
+    ) -> Result<Response<v1::RewindCollectorResponse>, Status> {
+        Err(not_yet("RewindCollector"))
+    }
+
+    async fn reset_collector(
+        &self,
+        _request: Request<v1::ResetCollectorRequest>,
+    ) -> Result<Response<v1::ResetCollectorResponse>, Status> {
+        Err(not_yet("ResetCollector"))
+    }
+
+    async fn set_collector_page_size(
+        &self,
+        _request: Request<v1::SetCollectorPageSizeRequest>,
+    ) -> Result<Response<v1::SetCollectorPageSizeResponse>, Status> {
+        Err(not_yet("SetCollectorPageSize"))
+    }
+
+    async fn destroy_collector(
+        &self,
+        _request: Request<v1::DestroyCollectorRequest>,
+    ) -> Result<Response<v1::DestroyCollectorResponse>, Status> {
+        Err(not_yet("DestroyCollector"))
+    }
+
+    async fn get_latest_page(
+        &self,
+        _request: Request<v1::GetLatestPageRequest>,
+    ) -> Result<Response<v1::GetLatestPageResponse>, Status> {
+        Err(not_yet("GetLatestPage"))
+    }
+}
+
+#[tonic::async_trait]
+impl cluster_server::Cluster for Api {
+    async fn status(
+        &self,
+        _request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let metrics = self.node.raft.metrics().borrow().clone();
+        let read = self.node.read.clone();
+        let (applied_index, state_digest) = tokio::task::spawn_blocking(move || read.digest())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(store_status)?;
+        let role_of = |id: u64| -> v1::Role {
+            if id == self.node.id {
+                match metrics.state {
+                    ServerState::Leader => v1::Role::Leader,
+                    ServerState::Candidate => v1::Role::Candidate,
+                    ServerState::Learner => v1::Role::Learner,
+                    ServerState::Follower | ServerState::Shutdown => v1::Role::Follower,
+                }
+            } else if metrics.current_leader == Some(id) {
+                v1::Role::Leader
+            } else {
+                v1::Role::Follower
+            }
+        };
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let members = metrics
+            .membership_config
+            .nodes()
+            .map(|(id, node)| v1::Member {
+                node_id: *id,
+                address: node.addr.clone(),
+                role: role_of(*id) as i32,
+                matched_index: replication.get(id).map(|m| m.map_or(0, |l| l.index)),
+            })
+            .collect();
+        Ok(Response::new(v1::StatusResponse {
+            node_id: self.node.id,
+            members,
+            leader_id: metrics.current_leader,
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or_default(),
+            committed_index: metrics
+                .last_applied
+                .map_or(0, |l| l.index)
+                .max(applied_index),
+            applied_index,
+            state_digest,
+        }))
+    }
+}

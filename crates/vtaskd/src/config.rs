@@ -1,0 +1,337 @@
+//! Configuration in two stages: raw values from a TOML file, `VTASKD_*`
+//! environment variables and flags (in rising precedence), then one
+//! validated [`Config`] whose errors name the setting and where it came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// vtaskd: one node of a vtask cluster, the vSphere vim.Task API replicated with Raft.
+///
+/// Every setting can come from a flag, from the environment (VTASKD_<NAME>,
+/// e.g. VTASKD_NODE_ID) or from the TOML file named by --config (keys as the
+/// flags, with underscores: node_id, initial_cluster, ...). Flags win over the
+/// environment, which wins over the file.
+#[derive(Debug, Default, Parser)]
+#[command(name = "vtaskd", version, about, long_about = None)]
+pub struct Flags {
+    /// TOML file with settings.
+    #[arg(long, env = "VTASKD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// This node's id in --initial-cluster.
+    #[arg(long, env = "VTASKD_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Address of the gRPC port (public API and Raft), e.g. 127.0.0.1:7001.
+    #[arg(long, env = "VTASKD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Address of the HTTP port (/metrics, /health), e.g. 127.0.0.1:9001.
+    #[arg(long, env = "VTASKD_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Directory for the RocksDB data and snapshots; created when missing.
+    #[arg(long, env = "VTASKD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Every member as ID=HOST:PORT, comma separated, e.g. 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003.
+    #[arg(long, env = "VTASKD_INITIAL_CLUSTER", value_name = "LIST")]
+    pub initial_cluster: Option<String>,
+    /// Leader heartbeat interval in milliseconds [default: 100].
+    #[arg(long, env = "VTASKD_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Election timeout lower bound in milliseconds; the upper bound is twice this [default: 600].
+    #[arg(long, env = "VTASKD_ELECTION_TIMEOUT_MS")]
+    pub election_timeout_ms: Option<u64>,
+    /// Build a snapshot after this many log entries [default: 10000].
+    #[arg(long, env = "VTASKD_SNAPSHOT_ENTRIES")]
+    pub snapshot_entries: Option<u64>,
+    /// Log entries kept after a snapshot, for followers that fall behind [default: 5000].
+    #[arg(long, env = "VTASKD_KEEP_ENTRIES")]
+    pub keep_entries: Option<u64>,
+    /// Most commands the proposer puts into one Raft entry [default: 512].
+    #[arg(long, env = "VTASKD_BATCH_MAX")]
+    pub batch_max: Option<usize>,
+    /// Most Raft entries the proposer has in flight at once [default: 4].
+    #[arg(long, env = "VTASKD_BATCH_INFLIGHT")]
+    pub batch_inflight: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "VTASKD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The TOML file's contents: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    node_id: Option<u64>,
+    listen: Option<String>,
+    http: Option<String>,
+    data_dir: Option<PathBuf>,
+    initial_cluster: Option<String>,
+    heartbeat_ms: Option<u64>,
+    election_timeout_ms: Option<u64>,
+    snapshot_entries: Option<u64>,
+    keep_entries: Option<u64>,
+    batch_max: Option<usize>,
+    batch_inflight: Option<usize>,
+    log_format: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration of one node.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub node_id: u64,
+    pub listen: SocketAddr,
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Node id → gRPC address of every initial member, this node included.
+    pub initial_cluster: BTreeMap<u64, String>,
+    pub heartbeat: Duration,
+    pub election_timeout: Duration,
+    pub snapshot_entries: u64,
+    pub keep_entries: u64,
+    pub batch_max: usize,
+    pub batch_inflight: usize,
+    pub log_format: LogFormat,
+}
+
+/// A setting that is missing or wrong, named with where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("missing setting `{0}` (flag --{1}, env VTASKD_{2}, or `{0}` in the config file)")]
+    Missing(&'static str, &'static str, &'static str),
+    #[error("setting `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Merges flags (which already include the environment) over the file.
+    pub fn load(flags: Flags) -> Result<Config, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        macro_rules! pick {
+            ($field:ident) => {
+                flags.$field.or(file.$field)
+            };
+        }
+        macro_rules! required {
+            ($field:ident, $flag:literal, $env:literal) => {
+                pick!($field).ok_or(ConfigError::Missing(stringify!($field), $flag, $env))?
+            };
+        }
+        let node_id = required!(node_id, "node-id", "NODE_ID");
+        let listen = parse_addr("listen", &required!(listen, "listen", "LISTEN"))?;
+        let http = parse_addr("http", &required!(http, "http", "HTTP"))?;
+        let data_dir = required!(data_dir, "data-dir", "DATA_DIR");
+        let initial_cluster = parse_cluster(&required!(
+            initial_cluster,
+            "initial-cluster",
+            "INITIAL_CLUSTER"
+        ))?;
+        if !initial_cluster.contains_key(&node_id) {
+            return Err(ConfigError::Invalid {
+                key: "initial_cluster",
+                message: format!("does not name this node (node_id {node_id})"),
+            });
+        }
+        let heartbeat = Duration::from_millis(positive(
+            "heartbeat_ms",
+            pick!(heartbeat_ms).unwrap_or(100),
+        )?);
+        let election_timeout = Duration::from_millis(positive(
+            "election_timeout_ms",
+            pick!(election_timeout_ms).unwrap_or(600),
+        )?);
+        if election_timeout <= heartbeat * 2 {
+            return Err(ConfigError::Invalid {
+                key: "election_timeout_ms",
+                message: format!(
+                    "{} ms must be more than twice heartbeat_ms ({} ms)",
+                    election_timeout.as_millis(),
+                    heartbeat.as_millis()
+                ),
+            });
+        }
+        let log_format = match pick!(log_format).as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "log_format",
+                    message: format!("{other:?} is not text or json"),
+                })
+            }
+        };
+        Ok(Config {
+            node_id,
+            listen,
+            http,
+            data_dir,
+            initial_cluster,
+            heartbeat,
+            election_timeout,
+            snapshot_entries: positive(
+                "snapshot_entries",
+                pick!(snapshot_entries).unwrap_or(10_000),
+            )?,
+            keep_entries: pick!(keep_entries).unwrap_or(5_000),
+            batch_max: positive("batch_max", pick!(batch_max).unwrap_or(512) as u64)? as usize,
+            batch_inflight: positive("batch_inflight", pick!(batch_inflight).unwrap_or(4) as u64)?
+                as usize,
+            log_format,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn positive(key: &'static str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Invalid {
+            key,
+            message: "must be greater than 0".into(),
+        });
+    }
+    Ok(value)
+}
+
+fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|e| ConfigError::Invalid {
+        key,
+        message: format!("{text:?} is not HOST:PORT with an IP address: {e}"),
+    })
+}
+
+/// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
+pub fn parse_cluster(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "initial_cluster",
+        message,
+    };
+    let mut members = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("{part:?} is not ID=HOST:PORT")))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| invalid(format!("{id:?} is not a node id")))?;
+        let addr = addr.trim();
+        addr.parse::<SocketAddr>()
+            .map_err(|e| invalid(format!("{addr:?} is not HOST:PORT: {e}")))?;
+        if members.insert(id, addr.to_string()).is_some() {
+            return Err(invalid(format!("node {id} is named twice")));
+        }
+    }
+    if members.is_empty() {
+        return Err(invalid("names no member".into()));
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(extra: &[&str]) -> Flags {
+        let mut args = vec![
+            "vtaskd",
+            "--node-id",
+            "1",
+            "--listen",
+            "127.0.0.1:7001",
+            "--http",
+            "127.0.0.1:9001",
+            "--data-dir",
+            "/tmp/x",
+            "--initial-cluster",
+            "1=127.0.0.1:7001,2=127.0.0.1:7002",
+        ];
+        args.extend_from_slice(extra);
+        Flags::parse_from(args)
+    }
+
+    #[test]
+    fn defaults_fill_the_rest() {
+        let config = Config::load(flags(&[])).unwrap();
+        assert_eq!(config.heartbeat, Duration::from_millis(100));
+        assert_eq!(config.initial_cluster.len(), 2);
+    }
+
+    #[test]
+    fn file_values_yield_to_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vtaskd.toml");
+        std::fs::write(&path, "heartbeat_ms = 50\nbatch_max = 7\n").unwrap();
+        let config = Config::load(flags(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--batch-max",
+            "9",
+        ]))
+        .unwrap();
+        assert_eq!(config.heartbeat, Duration::from_millis(50));
+        assert_eq!(config.batch_max, 9);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let err = Config::load(Flags::parse_from(["vtaskd", "--node-id", "1"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing setting `listen` (flag --listen, env VTASKD_LISTEN, or `listen` in the config file)"
+        );
+        let err = Config::load(flags(&["--node-id", "3"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "setting `initial_cluster`: does not name this node (node_id 3)"
+        );
+        let err = parse_cluster("1=nowhere").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("setting `initial_cluster`: \"nowhere\" is not HOST:PORT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vtaskd.toml");
+        std::fs::write(&path, "heartbeat = 50\n").unwrap();
+        let err = Config::load(flags(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `heartbeat`"),
+            "{err}"
+        );
+    }
+}

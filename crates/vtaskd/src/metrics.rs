@@ -1,0 +1,87 @@
+//! Counters for `/metrics` (Prometheus text format). Plain atomics: the
+//! write path only adds to them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct Metrics {
+    batches: AtomicU64,
+    batched_requests: AtomicU64,
+    /// (method, outcome) → count. Outcome is `ok`, a fault type name, or a gRPC code.
+    requests: Mutex<BTreeMap<(&'static str, String), u64>>,
+    forwarded: AtomicU64,
+}
+
+impl Metrics {
+    pub fn batch(&self, size: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_requests
+            .fetch_add(size as u64, Ordering::Relaxed);
+    }
+
+    pub fn request(&self, method: &'static str, outcome: &str) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *requests.entry((method, outcome.to_string())).or_default() += 1;
+    }
+
+    pub fn forwarded(&self) {
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders every metric, plus the Raft gauges passed in.
+    pub fn render(&self, raft: &RaftGauges) -> String {
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge("vtask_raft_term", "Current Raft term.", raft.term);
+        gauge(
+            "vtask_raft_is_leader",
+            "1 when this node is the leader.",
+            u64::from(raft.is_leader),
+        );
+        gauge(
+            "vtask_raft_last_log_index",
+            "Index of the last log entry.",
+            raft.last_log_index,
+        );
+        gauge(
+            "vtask_raft_applied_index",
+            "Index of the last applied entry.",
+            raft.applied_index,
+        );
+        gauge(
+            "vtask_raft_snapshot_index",
+            "Index covered by the last snapshot.",
+            raft.snapshot_index,
+        );
+        let _ = writeln!(out, "# HELP vtask_proposer_batches_total Raft entries proposed by the group-commit proposer.\n# TYPE vtask_proposer_batches_total counter\nvtask_proposer_batches_total {}", self.batches.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP vtask_proposer_requests_total Requests carried in those entries.\n# TYPE vtask_proposer_requests_total counter\nvtask_proposer_requests_total {}", self.batched_requests.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP vtask_forwarded_total Requests this node forwarded to the leader.\n# TYPE vtask_forwarded_total counter\nvtask_forwarded_total {}", self.forwarded.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP vtask_requests_total API requests by method and outcome.\n# TYPE vtask_requests_total counter");
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        for ((method, outcome), count) in requests.iter() {
+            let _ = writeln!(
+                out,
+                "vtask_requests_total{{method=\"{method}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        out
+    }
+}
+
+/// The Raft state shown in metrics, read from openraft's metrics.
+#[derive(Default)]
+pub struct RaftGauges {
+    pub term: u64,
+    pub is_leader: bool,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    pub snapshot_index: u64,
+}

@@ -1,0 +1,356 @@
+//! One node: the RocksDB store, the openraft instance, the proposer, and the
+//! two things every API call needs: submitting a mutation from any node, and
+//! a linearizable read barrier from any node.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, ServerState};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use vtask_model::Outcome;
+use vtask_proto::raft::v1::raft_service_client::RaftServiceClient;
+use vtask_proto::raft::v1::ForwardRequest;
+use vtask_raft::codec::{decode, encode};
+use vtask_raft::Network;
+use vtask_store::{ClientRef, NodeId, ReadView, Request};
+
+use crate::config::Config;
+use crate::metrics::{Metrics, RaftGauges};
+use crate::proposer::{ProposeError, Proposer};
+use crate::Raft;
+
+/// How long a write or a read barrier may take before the caller gets
+/// `UNAVAILABLE` (with two of three nodes down, for example).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between attempts while no leader is known.
+const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A call a follower makes on the leader (internal `Forward` RPC).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Forwarded {
+    /// Propose this request through the leader's proposer.
+    Propose(Request),
+    /// Confirm leadership with a quorum and return the index a linearizable
+    /// read must wait for (ReadIndex).
+    ReadIndex,
+}
+
+/// The leader's answer to a [`Forwarded`] call.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ForwardedReply {
+    Outcome(Outcome),
+    ReadIndex(u64),
+}
+
+/// Why a call could not be served; becomes a gRPC status at the API edge.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Clone)]
+pub struct Node {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub read: ReadView,
+    pub proposer: Proposer,
+    pub network: Network,
+    pub members: Arc<BTreeMap<NodeId, String>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Node {
+    /// Opens the store, starts Raft and, on the lowest-numbered member of a
+    /// cluster that was never initialized, initializes it (exactly once:
+    /// no other node ever does).
+    pub async fn start(config: &Config) -> anyhow::Result<Node> {
+        let (log, sm) = vtask_store::open(&config.data_dir)
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let read = sm.read_view();
+        let election_ms = config.election_timeout.as_millis() as u64;
+        let raft_config = openraft::Config {
+            cluster_name: "vtask".into(),
+            heartbeat_interval: config.heartbeat.as_millis() as u64,
+            election_timeout_min: election_ms,
+            election_timeout_max: election_ms * 2,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_entries),
+            max_in_snapshot_log_to_keep: config.keep_entries,
+            snapshot_max_chunk_size: vtask_raft::SNAPSHOT_CHUNK_BYTES,
+            install_snapshot_timeout: 10_000,
+            send_snapshot_timeout: 60_000,
+            max_payload_entries: 256,
+            ..Default::default()
+        }
+        .validate()
+        .context("Raft settings")?;
+        let network = Network::default();
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            network.clone(),
+            log,
+            sm,
+        )
+        .await
+        .context("starting Raft")?;
+        let metrics = Arc::new(Metrics::default());
+        let proposer = Proposer::start(
+            raft.clone(),
+            config.batch_max,
+            config.batch_inflight,
+            REQUEST_TIMEOUT,
+            metrics.clone(),
+        );
+        let node = Node {
+            id: config.node_id,
+            raft,
+            read,
+            proposer,
+            network,
+            members: Arc::new(config.initial_cluster.clone()),
+            metrics,
+        };
+        node.bootstrap().await?;
+        Ok(node)
+    }
+
+    async fn bootstrap(&self) -> anyhow::Result<()> {
+        let first = self.members.keys().next().copied();
+        if first != Some(self.id) {
+            return Ok(());
+        }
+        if self
+            .raft
+            .is_initialized()
+            .await
+            .context("reading Raft state")?
+        {
+            tracing::info!("cluster already initialized; rejoining");
+            return Ok(());
+        }
+        let members: BTreeMap<NodeId, BasicNode> = self
+            .members
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr)))
+            .collect();
+        match self.raft.initialize(members).await {
+            Ok(()) => tracing::info!(members = ?self.members, "initialized the cluster"),
+            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                tracing::info!(%e, "cluster already initialized")
+            }
+            Err(e) => return Err(e).context("initializing the cluster"),
+        }
+        Ok(())
+    }
+
+    /// A client identity for a request that came without one, so that this
+    /// node's own retries are deduplicated too (D27).
+    fn fresh_client(&self) -> ClientRef {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        static BOOT: OnceLock<u128> = OnceLock::new();
+        let boot = BOOT.get_or_init(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        });
+        ClientRef {
+            id: format!(
+                "vtaskd-{}-{boot:x}-{}",
+                self.id,
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
+            seq: 1,
+        }
+    }
+
+    /// The address of a member, as configured.
+    pub fn address(&self, id: NodeId) -> Option<&str> {
+        self.members.get(&id).map(String::as_str)
+    }
+
+    /// Applies `request` through the leader, wherever it is, and returns the
+    /// outcome with the leader's address. Retries while there is no leader,
+    /// for at most [`REQUEST_TIMEOUT`]. A request is only re-sent when it
+    /// carries a client id, so a retry is never applied twice.
+    pub async fn submit(&self, mut request: Request) -> Result<(Outcome, String), NodeError> {
+        if request.client.is_none() {
+            request.client = Some(self.fresh_client());
+        }
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let failure = match self.proposer.propose(request.clone()).await {
+                Ok(outcome) => {
+                    return Ok((
+                        outcome,
+                        self.address(self.id).unwrap_or_default().to_string(),
+                    ))
+                }
+                Err(ProposeError::Unavailable(message)) => {
+                    return Err(NodeError::Unavailable(message))
+                }
+                Err(ProposeError::NotLeader {
+                    leader: Some((leader, addr)),
+                }) if leader != self.id => {
+                    self.metrics.forwarded();
+                    match self
+                        .forward(&addr, Forwarded::Propose(request.clone()))
+                        .await
+                    {
+                        Ok(ForwardedReply::Outcome(outcome)) => return Ok((outcome, addr)),
+                        Ok(ForwardedReply::ReadIndex(_)) => {
+                            return Err(NodeError::Internal(
+                                "the leader answered a proposal with a read index".into(),
+                            ))
+                        }
+                        Err(ForwardError::Refused(ProposeError::Unavailable(message))) => {
+                            return Err(NodeError::Unavailable(message))
+                        }
+                        Err(error) => format!("forwarding to the leader at {addr}: {error}"),
+                    }
+                }
+                Err(ProposeError::NotLeader { .. }) => "no leader is known".to_string(),
+            };
+            if Instant::now() + NO_LEADER_BACKOFF >= deadline {
+                return Err(NodeError::Unavailable(format!(
+                    "no leader could take the request within {} ms ({failure})",
+                    REQUEST_TIMEOUT.as_millis()
+                )));
+            }
+            tokio::time::sleep(NO_LEADER_BACKOFF).await;
+        }
+    }
+
+    /// Waits until this node has applied everything committed before the
+    /// call began, as confirmed by the leader with a quorum (ReadIndex). After
+    /// it returns, a local read is linearizable.
+    pub async fn read_barrier(&self) -> Result<(), NodeError> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let failure = match self.read_index().await {
+                Ok(index) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    return match tokio::time::timeout(remaining, self.read.wait_applied(index))
+                        .await
+                    {
+                        Ok(_) => Ok(()),
+                        Err(_) => Err(NodeError::Unavailable(format!(
+                            "this node did not apply up to the read index {index} within {} ms",
+                            REQUEST_TIMEOUT.as_millis()
+                        ))),
+                    };
+                }
+                Err(failure) => failure,
+            };
+            if Instant::now() + NO_LEADER_BACKOFF >= deadline {
+                return Err(NodeError::Unavailable(format!(
+                    "no leader confirmed a linearizable read within {} ms ({failure})",
+                    REQUEST_TIMEOUT.as_millis()
+                )));
+            }
+            tokio::time::sleep(NO_LEADER_BACKOFF).await;
+        }
+    }
+
+    /// The read index from the leader: ourselves, or over the internal RPC.
+    async fn read_index(&self) -> Result<u64, String> {
+        match self.local_read_index().await {
+            Ok(index) => Ok(index),
+            Err(ProposeError::NotLeader {
+                leader: Some((leader, addr)),
+            }) if leader != self.id => match self.forward(&addr, Forwarded::ReadIndex).await {
+                Ok(ForwardedReply::ReadIndex(index)) => Ok(index),
+                Ok(ForwardedReply::Outcome(_)) => {
+                    Err("the leader answered a read index with an outcome".into())
+                }
+                Err(error) => Err(format!("asking the leader at {addr}: {error}")),
+            },
+            Err(ProposeError::NotLeader { .. }) => Err("no leader is known".into()),
+            Err(ProposeError::Unavailable(message)) => Err(message),
+        }
+    }
+
+    /// ReadIndex on this node, if it is the leader.
+    pub async fn local_read_index(&self) -> Result<u64, ProposeError> {
+        let confirmed = tokio::time::timeout(REQUEST_TIMEOUT, self.raft.get_read_log_id()).await;
+        match confirmed {
+            Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.map_or(0, |id| id.index)),
+            Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+                forward,
+            )))) => Err(ProposeError::NotLeader {
+                leader: forward.leader_id.zip(forward.leader_node.map(|n| n.addr)),
+            }),
+            Ok(Err(other)) => Err(ProposeError::Unavailable(format!(
+                "leadership not confirmed: {other}"
+            ))),
+            Err(_) => Err(ProposeError::Unavailable(
+                "no quorum confirmed leadership in time".into(),
+            )),
+        }
+    }
+
+    /// Handles a [`Forwarded`] call on the leader.
+    pub async fn serve_forwarded(&self, call: Forwarded) -> Result<ForwardedReply, ProposeError> {
+        match call {
+            Forwarded::Propose(request) => self
+                .proposer
+                .propose(request)
+                .await
+                .map(ForwardedReply::Outcome),
+            Forwarded::ReadIndex => self.local_read_index().await.map(ForwardedReply::ReadIndex),
+        }
+    }
+
+    async fn forward(&self, addr: &str, call: Forwarded) -> Result<ForwardedReply, ForwardError> {
+        let leader = self
+            .members
+            .iter()
+            .find(|(_, a)| a.as_str() == addr)
+            .map_or(0, |(id, _)| *id);
+        let channel = self
+            .network
+            .channel(leader, addr)
+            .map_err(|e| ForwardError::Transport(e.to_string()))?;
+        let mut client = RaftServiceClient::new(channel)
+            .max_decoding_message_size(vtask_raft::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(vtask_raft::MAX_MESSAGE_BYTES);
+        let mut request = tonic::Request::new(ForwardRequest {
+            proposal: encode(&call),
+        });
+        request.set_timeout(REQUEST_TIMEOUT);
+        let reply = client
+            .forward(request)
+            .await
+            .map_err(|status| ForwardError::Transport(status.message().to_string()))?;
+        let result: Result<ForwardedReply, ProposeError> = decode(&reply.into_inner().reply)
+            .map_err(|status| ForwardError::Transport(status.message().to_string()))?;
+        result.map_err(ForwardError::Refused)
+    }
+
+    /// The Raft gauges for `/metrics` and `Cluster.Status`.
+    pub fn gauges(&self) -> RaftGauges {
+        let metrics = self.raft.metrics().borrow().clone();
+        RaftGauges {
+            term: metrics.current_term,
+            is_leader: metrics.state == ServerState::Leader,
+            last_log_index: metrics.last_log_index.unwrap_or_default(),
+            applied_index: metrics.last_applied.map_or(0, |id| id.index),
+            snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ForwardError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("{0}")]
+    Refused(ProposeError),
+}

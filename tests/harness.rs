@@ -1,0 +1,302 @@
+//! A harness for whole-cluster tests: real `vtaskd` processes on loopback,
+//! each with its own RocksDB directory, started, killed and restarted as the
+//! test says.
+//!
+//! The `vtaskd` binary is found next to the test executable's directory
+//! (`target/<profile>/vtaskd`, built by `cargo build --bins` before the tests)
+//! or at `$VTASKD_BIN`.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tonic::transport::Channel;
+use vtask_proto::v1::cluster_client::ClusterClient;
+use vtask_proto::v1::task_client::TaskClient;
+use vtask_proto::v1::task_manager_client::TaskManagerClient;
+use vtask_proto::v1::{Role, StatusRequest, StatusResponse};
+
+/// Settings that tests change to provoke snapshots and the like.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub nodes: u64,
+    pub snapshot_entries: u64,
+    pub keep_entries: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            nodes: 3,
+            snapshot_entries: 10_000,
+            keep_entries: 5_000,
+        }
+    }
+}
+
+pub struct NodeProcess {
+    pub id: u64,
+    pub grpc: String,
+    pub http: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub nodes: BTreeMap<u64, NodeProcess>,
+    config: ClusterConfig,
+    initial_cluster: String,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The vtaskd binary of this build.
+pub fn vtaskd_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("VTASKD_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/vtaskd
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    profile_dir.join("vtaskd")
+}
+
+impl Cluster {
+    /// Starts a cluster and waits until it has a leader.
+    pub async fn start(config: ClusterConfig) -> anyhow::Result<Cluster> {
+        let dir = tempfile::Builder::new()
+            .prefix("vtask-cluster-")
+            .tempdir()?;
+        let mut nodes = BTreeMap::new();
+        for id in 1..=config.nodes {
+            let node_dir = dir.path().join(format!("node-{id}"));
+            nodes.insert(
+                id,
+                NodeProcess {
+                    id,
+                    grpc: format!("127.0.0.1:{}", free_port()),
+                    http: format!("127.0.0.1:{}", free_port()),
+                    data_dir: node_dir.join("data"),
+                    log: node_dir.join("vtaskd.log"),
+                    child: None,
+                },
+            );
+            std::fs::create_dir_all(&node_dir)?;
+        }
+        let initial_cluster = nodes
+            .values()
+            .map(|n| format!("{}={}", n.id, n.grpc))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            nodes,
+            config,
+            initial_cluster,
+            dir,
+        };
+        for id in cluster.ids() {
+            cluster.spawn(id)?;
+        }
+        cluster.wait_for_leader(Duration::from_secs(20)).await?;
+        Ok(cluster)
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts (or restarts) node `id` with its existing data directory.
+    pub fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
+        let initial_cluster = self.initial_cluster.clone();
+        let config = self.config.clone();
+        let node = self.nodes.get_mut(&id).context("no such node")?;
+        if node.child.is_some() {
+            bail!("node {id} is already running");
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)?;
+        let child = Command::new(vtaskd_bin())
+            .arg("--node-id")
+            .arg(id.to_string())
+            .arg("--listen")
+            .arg(&node.grpc)
+            .arg("--http")
+            .arg(&node.http)
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--initial-cluster")
+            .arg(&initial_cluster)
+            .arg("--snapshot-entries")
+            .arg(config.snapshot_entries.to_string())
+            .arg("--keep-entries")
+            .arg(config.keep_entries.to_string())
+            .env("RUST_LOG", "info,openraft=info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", vtaskd_bin().display()))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL: the process dies at once, with whatever was not fsynced lost.
+    pub fn kill(&mut self, id: u64) {
+        self.signal(id, libc::SIGKILL);
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self, id: u64) {
+        self.signal(id, libc::SIGTERM);
+    }
+
+    fn signal(&mut self, id: u64, signal: i32) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            if let Some(mut child) = node.child.take() {
+                // SAFETY: kill(2) on a child we spawned and have not reaped.
+                unsafe {
+                    libc::kill(child.id() as i32, signal);
+                }
+                let _ = child.wait();
+            }
+        }
+    }
+
+    pub fn is_running(&self, id: u64) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.child.is_some())
+    }
+
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes
+            .values()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    pub async fn channel(&self, id: u64) -> anyhow::Result<Channel> {
+        let addr = &self.nodes.get(&id).context("no such node")?.grpc;
+        Ok(
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+                .connect_timeout(Duration::from_millis(500))
+                .timeout(Duration::from_secs(10))
+                .connect_lazy(),
+        )
+    }
+
+    pub async fn tasks(&self, id: u64) -> anyhow::Result<TaskClient<Channel>> {
+        Ok(TaskClient::new(self.channel(id).await?))
+    }
+
+    pub async fn manager(&self, id: u64) -> anyhow::Result<TaskManagerClient<Channel>> {
+        Ok(TaskManagerClient::new(self.channel(id).await?))
+    }
+
+    pub async fn status(&self, id: u64) -> anyhow::Result<StatusResponse> {
+        let mut client = ClusterClient::new(self.channel(id).await?);
+        Ok(client.status(StatusRequest {}).await?.into_inner())
+    }
+
+    /// Waits until a running node reports itself leader; returns its id.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for id in self.running() {
+                if let Ok(status) = self.status(id).await {
+                    let me = status.members.iter().find(|m| m.node_id == id);
+                    if status.leader_id == Some(id)
+                        && me.is_some_and(|m| m.role == Role::Leader as i32)
+                    {
+                        return Ok(id);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no leader within {timeout:?}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every running node has applied the same index and
+    /// reports the same state digest; returns that digest.
+    pub async fn converged(&self, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = Vec::new();
+        loop {
+            let mut seen = Vec::new();
+            for id in self.running() {
+                match self.status(id).await {
+                    Ok(s) => seen.push((id, s.applied_index, s.state_digest)),
+                    Err(e) => seen.push((id, 0, format!("unreachable: {e}"))),
+                }
+            }
+            let first = seen.first().cloned();
+            if let Some((_, index, digest)) = &first {
+                if *index > 0 && seen.iter().all(|(_, i, d)| i == index && d == digest) {
+                    return Ok(digest.clone());
+                }
+            }
+            last = seen;
+            if Instant::now() > deadline {
+                bail!(
+                    "nodes did not converge within {timeout:?}: {last:?}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The tail of every node's log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for node in self.nodes.values() {
+            let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            out.push_str(&format!(
+                "--- node {} ({}) ---\n",
+                node.id,
+                node.log.display()
+            ));
+            for line in tail.into_iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for id in self.ids() {
+            self.kill(id);
+        }
+        if std::thread::panicking() || std::env::var_os("VTASK_KEEP_CLUSTER").is_some() {
+            // Keep the data and logs of a failed test for a post-mortem.
+            let path =
+                std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir")).keep();
+            eprintln!("cluster data kept in {}", path.display());
+        }
+    }
+}
