@@ -141,7 +141,7 @@ async fn any_node_accepts_writes_and_replicas_converge() {
 /// acknowledged progress value is there afterwards, exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_leader_kill() {
-    let mut cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
+    let cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
     let writers = 4;
     let mut keys = Vec::new();
     for w in 0..writers {

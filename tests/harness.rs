@@ -241,7 +241,6 @@ impl Cluster {
     /// reports the same state digest; returns that digest.
     pub async fn converged(&self, timeout: Duration) -> anyhow::Result<String> {
         let deadline = Instant::now() + timeout;
-        let mut last = Vec::new();
         loop {
             let mut seen = Vec::new();
             for id in self.running() {
@@ -256,10 +255,9 @@ impl Cluster {
                     return Ok(digest.clone());
                 }
             }
-            last = seen;
             if Instant::now() > deadline {
                 bail!(
-                    "nodes did not converge within {timeout:?}: {last:?}\n{}",
+                    "nodes did not converge within {timeout:?}: {seen:?}\n{}",
                     self.logs()
                 );
             }

@@ -33,10 +33,10 @@ struct Cli {
     )]
     endpoints: Vec<String>,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
     /// The user name the request is made as (until authentication is configured).
-    #[arg(long, env = "VTASK_USER")]
+    #[arg(long, global = true, env = "VTASK_USER")]
     user: Option<String>,
     #[command(subcommand)]
     verb: Verb,

@@ -5,7 +5,10 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeOwned};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
 
 /// Microseconds since the Unix epoch, UTC. Every time in the model comes from a
 /// log entry (the leader's clock), never from a clock read during apply.
@@ -263,47 +266,113 @@ impl TaskInfo {
 /// The fault kinds of spec §0.3, each with its own fields. A caller of
 /// SetTaskState may send any MethodFault (D3); a type we do not model is kept
 /// by name in [`FaultKind::Other`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "_typeName")]
+///
+/// On the wire a fault is an object whose `_typeName` is the vSphere type
+/// name and whose other members are the kind's fields, as in the VI/JSON API:
+/// `{"_typeName": "InvalidArgument", "invalidProperty": "x"}`,
+/// `{"_typeName": "FileNotFound"}`. Serde is hand-written (see below) because
+/// `Other` has no tag of its own: any `_typeName` that is not a modelled kind
+/// is `Other`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FaultKind {
     NotSupported,
     RequestCanceled,
-    #[serde(rename_all = "camelCase")]
     ManagedObjectNotFound {
         obj: MoRef,
     },
-    #[serde(rename_all = "camelCase")]
     InvalidArgument {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         invalid_property: Option<String>,
     },
-    #[serde(rename_all = "camelCase")]
     SystemError {
         reason: String,
     },
     SecurityError,
-    #[serde(rename_all = "camelCase")]
     NoPermission {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         object: Option<MoRef>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         privilege_id: Option<String>,
     },
     NotAuthenticated,
     InvalidState,
-    #[serde(rename_all = "camelCase")]
     OutOfBounds {
         argument_name: String,
     },
     /// Any other vSphere fault type, e.g. `FileNotFound`, named without the
-    /// `vim.fault.` prefix; its fields are not modelled.
-    #[serde(rename_all = "camelCase")]
+    /// `vim.fault.` prefix; its fields are not modelled. The name must not be
+    /// one of [`FaultKind::MODELLED_TYPE_NAMES`], since JSON reads such a fault
+    /// back as the modelled kind: build faults from a name with
+    /// [`FaultKind::from_type_name`]. [`validate::fault`](crate::validate::fault)
+    /// refuses a modelled or prefixed name here.
     Other {
         type_name: String,
     },
 }
 
+/// The member of a fault object that names its type.
+const TYPE_NAME: &str = "_typeName";
+
+/// The namespaces vSphere puts in front of a fault name in some spellings
+/// (`vim.fault.InvalidState`, `vmodl.fault.NotSupported`); we accept them on
+/// input and never write them.
+const TYPE_NAME_PREFIXES: [&str; 2] = ["vim.fault.", "vmodl.fault."];
+
 impl FaultKind {
+    /// The `_typeName` of every modelled kind, that is of every kind but
+    /// [`FaultKind::Other`].
+    pub const MODELLED_TYPE_NAMES: [&'static str; 10] = [
+        "NotSupported",
+        "RequestCanceled",
+        "ManagedObjectNotFound",
+        "InvalidArgument",
+        "SystemError",
+        "SecurityError",
+        "NoPermission",
+        "NotAuthenticated",
+        "InvalidState",
+        "OutOfBounds",
+    ];
+
+    /// `name` without a leading `vim.fault.` or `vmodl.fault.`.
+    pub fn short_type_name(name: &str) -> &str {
+        TYPE_NAME_PREFIXES
+            .iter()
+            .find_map(|prefix| name.strip_prefix(prefix))
+            .unwrap_or(name)
+    }
+
+    /// Whether `name` (short or prefixed) is the type name of a modelled kind.
+    pub fn is_modelled_type_name(name: &str) -> bool {
+        FaultKind::MODELLED_TYPE_NAMES.contains(&FaultKind::short_type_name(name))
+    }
+
+    /// The kind a bare type name stands for, short or prefixed: the modelled
+    /// kind if `name` is one, with its optional fields unset, and otherwise
+    /// `Other` with the short name.
+    ///
+    /// `ManagedObjectNotFound`, `SystemError` and `OutOfBounds` have required
+    /// fields that a name alone cannot supply, so for them this returns
+    /// `Other` (which [`validate::fault`](crate::validate::fault) refuses);
+    /// the deserializer builds those kinds itself, from their fields, and
+    /// refuses them when a field is missing.
+    pub fn from_type_name(name: &str) -> FaultKind {
+        match FaultKind::short_type_name(name) {
+            "NotSupported" => FaultKind::NotSupported,
+            "RequestCanceled" => FaultKind::RequestCanceled,
+            "InvalidArgument" => FaultKind::InvalidArgument {
+                invalid_property: None,
+            },
+            "SecurityError" => FaultKind::SecurityError,
+            "NoPermission" => FaultKind::NoPermission {
+                object: None,
+                privilege_id: None,
+            },
+            "NotAuthenticated" => FaultKind::NotAuthenticated,
+            "InvalidState" => FaultKind::InvalidState,
+            short => FaultKind::Other {
+                type_name: short.to_string(),
+            },
+        }
+    }
+
     /// The vSphere type name, as `_typeName` in the JSON API.
     pub fn type_name(&self) -> &str {
         match self {
@@ -352,6 +421,106 @@ impl FaultKind {
             FaultKind::Other { type_name } => format!("The task failed with {type_name}."),
         }
     }
+}
+
+impl Serialize for FaultKind {
+    /// `_typeName` first, then the kind's fields under their vSphere names;
+    /// unset optional fields are left out.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(TYPE_NAME, self.type_name())?;
+        match self {
+            FaultKind::ManagedObjectNotFound { obj } => map.serialize_entry("obj", obj)?,
+            FaultKind::InvalidArgument { invalid_property } => {
+                if let Some(property) = invalid_property {
+                    map.serialize_entry("invalidProperty", property)?;
+                }
+            }
+            FaultKind::SystemError { reason } => map.serialize_entry("reason", reason)?,
+            FaultKind::NoPermission {
+                object,
+                privilege_id,
+            } => {
+                if let Some(object) = object {
+                    map.serialize_entry("object", object)?;
+                }
+                if let Some(id) = privilege_id {
+                    map.serialize_entry("privilegeId", id)?;
+                }
+            }
+            FaultKind::OutOfBounds { argument_name } => {
+                map.serialize_entry("argumentName", argument_name)?
+            }
+            FaultKind::NotSupported
+            | FaultKind::RequestCanceled
+            | FaultKind::SecurityError
+            | FaultKind::NotAuthenticated
+            | FaultKind::InvalidState
+            | FaultKind::Other { .. } => {}
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for FaultKind {
+    /// Reads the whole object, then the fields of the kind `_typeName` names.
+    /// Members that kind does not have are ignored, so an unmodelled fault's
+    /// own fields (say `FileNotFound.file`) are dropped.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<FaultKind, D::Error> {
+        let mut members = Map::<String, Value>::deserialize(deserializer)?;
+        let name: String =
+            take(&mut members, TYPE_NAME)?.ok_or_else(|| de::Error::missing_field(TYPE_NAME))?;
+        let kind = match FaultKind::short_type_name(&name) {
+            "ManagedObjectNotFound" => FaultKind::ManagedObjectNotFound {
+                obj: required(&mut members, "obj")?,
+            },
+            "InvalidArgument" => FaultKind::InvalidArgument {
+                invalid_property: optional(&mut members, "invalidProperty")?,
+            },
+            "SystemError" => FaultKind::SystemError {
+                reason: required(&mut members, "reason")?,
+            },
+            "NoPermission" => FaultKind::NoPermission {
+                object: optional(&mut members, "object")?,
+                privilege_id: optional(&mut members, "privilegeId")?,
+            },
+            "OutOfBounds" => FaultKind::OutOfBounds {
+                argument_name: required(&mut members, "argumentName")?,
+            },
+            // The kinds without fields, and every kind we do not model.
+            short => FaultKind::from_type_name(short),
+        };
+        Ok(kind)
+    }
+}
+
+/// Removes member `name` from a fault object and parses it, if present.
+fn take<T: DeserializeOwned, E: de::Error>(
+    members: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<T>, E> {
+    members
+        .remove(name)
+        .map(|value| {
+            serde_json::from_value(value).map_err(|e| E::custom(format_args!("{name}: {e}")))
+        })
+        .transpose()
+}
+
+/// A required field: present and not null.
+fn required<T: DeserializeOwned, E: de::Error>(
+    members: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<T, E> {
+    take(members, name)?.ok_or_else(|| E::missing_field(name))
+}
+
+/// An optional field: absent and null are both `None`.
+fn optional<T: DeserializeOwned, E: de::Error>(
+    members: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<T>, E> {
+    Ok(take::<Option<T>, E>(members, name)?.flatten())
 }
 
 /// `vmodl.MethodFault` as it travels in `TaskInfo.error` and in replies:

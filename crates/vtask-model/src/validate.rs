@@ -158,7 +158,9 @@ fn fault_at_depth(property: &str, fault: &MethodFault, depth: usize) -> Result<(
         ));
     }
     match &fault.kind {
-        FaultKind::Other { type_name } => identifier(&format!("{property}._typeName"), type_name)?,
+        FaultKind::Other { type_name } => {
+            other_type_name(&format!("{property}._typeName"), type_name)?
+        }
         FaultKind::ManagedObjectNotFound { obj } => moref(&format!("{property}.obj"), obj)?,
         FaultKind::OutOfBounds { argument_name } => {
             name(&format!("{property}.argumentName"), argument_name)?
@@ -201,6 +203,27 @@ fn fault_at_depth(property: &str, fault: &MethodFault, depth: usize) -> Result<(
         Some(cause) => fault_at_depth(&format!("{property}.faultCause"), cause, depth + 1),
         None => Ok(()),
     }
+}
+
+/// The name of an unmodelled fault: an identifier, short (no `vim.fault.` or
+/// `vmodl.fault.`) and not the name of a modelled kind, so that the fault
+/// reads back from JSON as the same value.
+fn other_type_name(property: &str, type_name: &str) -> Result<(), MethodFault> {
+    identifier(property, type_name)?;
+    let short = FaultKind::short_type_name(type_name);
+    if FaultKind::is_modelled_type_name(short) {
+        return Err(MethodFault::invalid_argument(
+            property,
+            format!("A specified parameter was not correct: {property} {type_name:?} names a modelled fault kind; use the modelled kind {short} (FaultKind::{short}), not FaultKind::Other"),
+        ));
+    }
+    if short != type_name {
+        return Err(MethodFault::invalid_argument(
+            property,
+            format!("A specified parameter was not correct: {property} must be the short name {short:?}, without the namespace prefix"),
+        ));
+    }
+    Ok(())
 }
 
 fn shorten(value: &str) -> String {

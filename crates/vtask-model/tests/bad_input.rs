@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use vtask_model::{
-    validate::{MAX_FAULT_DEPTH, MAX_LIST_LEN, MAX_TEXT_LEN},
+    validate::{self, MAX_FAULT_DEPTH, MAX_LIST_LEN, MAX_TEXT_LEN},
     AnyValue, FaultKind, LocalizableMessage, MethodFault, MoRef, State,
 };
 
@@ -246,6 +246,74 @@ fn malformed_faults_are_invalid_argument() {
         SetTaskState -> InvalidArgument invalidProperty=fault.faultMessage.key
         ",
     );
+}
+
+/// An unmodelled fault named `name`.
+fn other(name: &str) -> MethodFault {
+    bare(FaultKind::Other {
+        type_name: name.into(),
+    })
+}
+
+// D3: `Other` never stands for a modelled kind, nor carries a namespace
+// prefix: such a fault would read back from JSON as a different value.
+#[test]
+fn other_fault_with_a_modelled_or_prefixed_name_is_invalid_argument() {
+    let mut nested = disk_full();
+    nested.fault_cause = Some(Box::new(other("InvalidState")));
+    check_running(
+        &[
+            fail(1, other("InvalidState")),
+            fail(1, other("NotSupported")),
+            fail(1, other("ManagedObjectNotFound")),
+            fail(1, other("SystemError")),
+            fail(1, other("OutOfBounds")),
+            fail(1, other("vim.fault.InvalidState")),
+            fail(1, other("vmodl.fault.FileNotFound")),
+            fail(1, other("vim.fault.FileNotFound")),
+            fail(1, nested),
+        ],
+        "
+        SetTaskState -> InvalidArgument invalidProperty=fault._typeName
+        SetTaskState -> InvalidArgument invalidProperty=fault._typeName
+        SetTaskState -> InvalidArgument invalidProperty=fault._typeName
+        SetTaskState -> InvalidArgument invalidProperty=fault._typeName
+        SetTaskState -> InvalidArgument invalidProperty=fault._typeName
+        SetTaskState -> InvalidArgument invalidProperty=fault._typeName
+        SetTaskState -> InvalidArgument invalidProperty=fault._typeName
+        SetTaskState -> InvalidArgument invalidProperty=fault._typeName
+        SetTaskState -> InvalidArgument invalidProperty=fault.faultCause._typeName
+        ",
+    );
+    // Every modelled name is refused, and the message says what to send.
+    for name in FaultKind::MODELLED_TYPE_NAMES {
+        let fault = validate::fault("fault", &other(name)).unwrap_err();
+        assert_eq!(
+            fault.kind,
+            FaultKind::InvalidArgument {
+                invalid_property: Some("fault._typeName".into())
+            }
+        );
+        let message = fault.message();
+        assert!(
+            message.contains(&format!("use the modelled kind {name}")),
+            "{message}"
+        );
+    }
+    let message = validate::fault("fault", &other("vim.fault.FileNotFound"))
+        .unwrap_err()
+        .message();
+    assert!(message.contains("short name \"FileNotFound\""), "{message}");
+    // The modelled kinds themselves, and other names, are fine.
+    for name in FaultKind::MODELLED_TYPE_NAMES {
+        let kind = FaultKind::from_type_name(name);
+        if !matches!(kind, FaultKind::Other { .. }) {
+            assert_eq!(validate::fault("fault", &bare(kind)), Ok(()), "{name}");
+        }
+    }
+    for name in ["FileNotFound", "InvalidStateFault", "vim.InvalidState"] {
+        assert_eq!(validate::fault("fault", &other(name)), Ok(()), "{name}");
+    }
 }
 
 /// A fault with `depth` faults in its cause chain (itself included).

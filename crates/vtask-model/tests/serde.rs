@@ -300,6 +300,9 @@ fn faults_carry_type_names_and_fields() {
             json!({"_typeName": "OutOfBounds", "argumentName": "percentDone"}),
         ),
     ];
+    let mut names: Vec<&str> = faults.iter().map(|(kind, _)| kind.type_name()).collect();
+    names.dedup();
+    assert_eq!(names, FaultKind::MODELLED_TYPE_NAMES);
     for (kind, expect) in faults {
         assert_eq!(round_trip(&bare(kind.clone())), expect);
         assert_eq!(expect["_typeName"], kind.type_name());
@@ -310,21 +313,355 @@ fn faults_carry_type_names_and_fields() {
     }
 }
 
-// D3: a fault type we do not model round trips and keeps its name.
-// FIXME: on the wire vSphere writes `{"_typeName": "FileNotFound"}`; we write
-// `{"_typeName": "Other", "typeName": "FileNotFound"}`, and the vSphere form
-// does not parse. Pinned here until FaultKind::Other gets its own serde.
+// D3: a fault type we do not model round trips and keeps its name, written
+// as vSphere writes it: the name is the `_typeName`.
 #[test]
-fn unmodelled_fault_json_today() {
+fn unmodelled_fault_json() {
     let fault = bare(FaultKind::Other {
         type_name: "FileNotFound".into(),
     });
+    assert_eq!(round_trip(&fault), json!({"_typeName": "FileNotFound"}));
+    assert_eq!(fault.kind.type_name(), "FileNotFound");
+    assert_eq!(
+        serde_json::from_value::<MethodFault>(json!({"_typeName": "FileNotFound"})).unwrap(),
+        fault
+    );
+}
+
+/// `name` as vSphere may spell it on input: short, and in both namespaces.
+fn spellings(name: &str) -> [String; 3] {
+    [
+        name.to_string(),
+        format!("vim.fault.{name}"),
+        format!("vmodl.fault.{name}"),
+    ]
+}
+
+// D3, §11 "VI/JSON API": every modelled kind reads from its vSphere JSON, in
+// any spelling of its name, ignoring members it does not have; the JSON it
+// writes back uses the short name.
+#[test]
+fn modelled_faults_read_from_vsphere_json() {
+    let task_1 = json!({"type": "Task", "value": "task-1"});
+    let cases = [
+        (json!({}), FaultKind::NotSupported),
+        (json!({}), FaultKind::RequestCanceled),
+        (
+            json!({"obj": task_1}),
+            FaultKind::ManagedObjectNotFound {
+                obj: MoRef::new("Task", "task-1"),
+            },
+        ),
+        (
+            json!({"invalidProperty": "taskTypeId"}),
+            FaultKind::InvalidArgument {
+                invalid_property: Some("taskTypeId".into()),
+            },
+        ),
+        (
+            json!({}),
+            FaultKind::InvalidArgument {
+                invalid_property: None,
+            },
+        ),
+        (
+            json!({"invalidProperty": null}),
+            FaultKind::InvalidArgument {
+                invalid_property: None,
+            },
+        ),
+        (
+            json!({"reason": "disk full"}),
+            FaultKind::SystemError {
+                reason: "disk full".into(),
+            },
+        ),
+        (json!({}), FaultKind::SecurityError),
+        (
+            json!({"object": task_1, "privilegeId": "Task.Update"}),
+            FaultKind::NoPermission {
+                object: Some(MoRef::new("Task", "task-1")),
+                privilege_id: Some("Task.Update".into()),
+            },
+        ),
+        (
+            json!({"privilegeId": "Task.Update"}),
+            FaultKind::NoPermission {
+                object: None,
+                privilege_id: Some("Task.Update".into()),
+            },
+        ),
+        (
+            json!({}),
+            FaultKind::NoPermission {
+                object: None,
+                privilege_id: None,
+            },
+        ),
+        (json!({}), FaultKind::NotAuthenticated),
+        (json!({}), FaultKind::InvalidState),
+        (
+            json!({"argumentName": "percentDone"}),
+            FaultKind::OutOfBounds {
+                argument_name: "percentDone".into(),
+            },
+        ),
+    ];
+    let mut seen: Vec<&str> = Vec::new();
+    for (fields, kind) in &cases {
+        let name = kind.type_name();
+        seen.push(name);
+        for spelling in spellings(name) {
+            let mut input = fields.clone();
+            input["_typeName"] = json!(spelling);
+            // Members of other kinds and of no kind at all are ignored.
+            input["file"] = json!("[ds1] vm/vm.vmx");
+            input["reason"] = input.get("reason").cloned().unwrap_or(json!(7));
+            let parsed: FaultKind = serde_json::from_value(input.clone())
+                .unwrap_or_else(|e| panic!("{input} should parse: {e}"));
+            assert_eq!(&parsed, kind, "{input}");
+
+            let mut short = fields.clone();
+            short["_typeName"] = json!(name);
+            if short.get("invalidProperty") == Some(&Value::Null) {
+                short.as_object_mut().unwrap().remove("invalidProperty");
+            }
+            assert_eq!(round_trip(&parsed), short, "{input}");
+        }
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    let mut modelled = FaultKind::MODELLED_TYPE_NAMES.to_vec();
+    modelled.sort_unstable();
+    assert_eq!(seen, modelled, "every modelled kind has a case");
+}
+
+// D3: any other `_typeName` is an unmodelled fault, kept by its short name;
+// its own members are dropped.
+#[test]
+fn unmodelled_faults_read_from_vsphere_json() {
+    let cases = [
+        (json!({"_typeName": "FileNotFound"}), "FileNotFound"),
+        (
+            json!({"_typeName": "FileNotFound", "file": "[ds1] vm/disk.vmdk"}),
+            "FileNotFound",
+        ),
+        (
+            json!({"_typeName": "vim.fault.FileNotFound", "file": "[ds1] vm/disk.vmdk"}),
+            "FileNotFound",
+        ),
+        (
+            json!({"_typeName": "vmodl.fault.HostCommunication"}),
+            "HostCommunication",
+        ),
+        (
+            json!({"_typeName": "DuplicateName", "name": "vm-1", "object": "not a moref"}),
+            "DuplicateName",
+        ),
+        (
+            json!({"_typeName": "InvalidPowerState", "requestedState": "poweredOn", "existingState": "poweredOff", "obj": 5}),
+            "InvalidPowerState",
+        ),
+        // Only the two vSphere namespaces are prefixes; other dotted names and
+        // names that merely contain a modelled one are kept whole.
+        (json!({"_typeName": "vim.InvalidState"}), "vim.InvalidState"),
+        (
+            json!({"_typeName": "InvalidStateFault"}),
+            "InvalidStateFault",
+        ),
+        (json!({"_typeName": "invalidstate"}), "invalidstate"),
+        (json!({"_typeName": "Other", "typeName": "X"}), "Other"),
+    ];
+    for (input, name) in cases {
+        let kind: FaultKind = serde_json::from_value(input.clone())
+            .unwrap_or_else(|e| panic!("{input} should parse: {e}"));
+        assert_eq!(
+            kind,
+            FaultKind::Other {
+                type_name: name.into()
+            },
+            "{input}"
+        );
+        assert_eq!(kind, FaultKind::from_type_name(name), "{input}");
+    }
+}
+
+// The JSON of a fault that does not parse: no or a bad `_typeName`, a required
+// field missing, a field of the wrong type.
+#[test]
+fn malformed_fault_json_is_refused() {
+    let cases = [
+        (json!({}), "missing field `_typeName`"),
+        (
+            json!({"typeName": "FileNotFound"}),
+            "missing field `_typeName`",
+        ),
+        (json!({"_typeName": null}), "_typeName: invalid type: null"),
+        (json!({"_typeName": 5}), "_typeName: invalid type: integer"),
+        (
+            json!({"_typeName": "ManagedObjectNotFound"}),
+            "missing field `obj`",
+        ),
+        (
+            json!({"_typeName": "vim.fault.ManagedObjectNotFound", "obj": null}),
+            "obj: invalid type: null",
+        ),
+        (
+            json!({"_typeName": "ManagedObjectNotFound", "obj": "task-1"}),
+            "obj: invalid type: string",
+        ),
+        (
+            json!({"_typeName": "SystemError"}),
+            "missing field `reason`",
+        ),
+        (
+            json!({"_typeName": "vmodl.fault.SystemError", "reason": 5}),
+            "reason: invalid type: integer",
+        ),
+        (
+            json!({"_typeName": "OutOfBounds"}),
+            "missing field `argumentName`",
+        ),
+        (
+            json!({"_typeName": "InvalidArgument", "invalidProperty": 5}),
+            "invalidProperty: invalid type: integer",
+        ),
+        (
+            json!({"_typeName": "NoPermission", "object": "task-1"}),
+            "object: invalid type: string",
+        ),
+        (json!("InvalidState"), "invalid type: string"),
+    ];
+    for (input, error) in cases {
+        let err = serde_json::from_value::<FaultKind>(input.clone())
+            .expect_err(&format!("{input} should not parse"))
+            .to_string();
+        assert!(err.contains(error), "{input}: {err:?} lacks {error:?}");
+        let err = serde_json::from_value::<MethodFault>(input.clone())
+            .expect_err(&format!("{input} should not parse as a MethodFault"))
+            .to_string();
+        assert!(err.contains(error), "{input}: {err:?} lacks {error:?}");
+    }
+}
+
+// D3: a name alone gives the modelled kind when it is one and the kind can do
+// without fields; kinds with required fields stay `Other` (validate refuses
+// them, see bad_input.rs).
+#[test]
+fn fault_kinds_from_type_names() {
+    for name in FaultKind::MODELLED_TYPE_NAMES {
+        let needs_fields = matches!(
+            name,
+            "ManagedObjectNotFound" | "SystemError" | "OutOfBounds"
+        );
+        for spelling in spellings(name) {
+            let kind = FaultKind::from_type_name(&spelling);
+            assert_eq!(kind.type_name(), name, "{spelling}");
+            assert_eq!(
+                matches!(kind, FaultKind::Other { .. }),
+                needs_fields,
+                "{spelling}: {kind:?}"
+            );
+            assert!(FaultKind::is_modelled_type_name(&spelling), "{spelling}");
+        }
+        assert_eq!(
+            FaultKind::short_type_name(&format!("vim.fault.{name}")),
+            name
+        );
+    }
+    assert_eq!(
+        FaultKind::from_type_name("InvalidArgument"),
+        FaultKind::InvalidArgument {
+            invalid_property: None
+        }
+    );
+    assert_eq!(
+        FaultKind::from_type_name("NoPermission"),
+        FaultKind::NoPermission {
+            object: None,
+            privilege_id: None
+        }
+    );
+    for (name, short) in [
+        ("FileNotFound", "FileNotFound"),
+        ("vim.fault.FileNotFound", "FileNotFound"),
+        ("vmodl.fault.FileNotFound", "FileNotFound"),
+        ("vim.fault.vmodl.fault.X", "vmodl.fault.X"),
+        ("vim.FileNotFound", "vim.FileNotFound"),
+        ("", ""),
+    ] {
+        assert_eq!(
+            FaultKind::from_type_name(name),
+            FaultKind::Other {
+                type_name: short.into()
+            },
+            "{name}"
+        );
+        assert!(!FaultKind::is_modelled_type_name(name), "{name}");
+    }
+}
+
+// spec §0.3, D3: a whole MethodFault as vSphere writes it, with an unmodelled
+// kind, prefixed names, a cause and messages, reads and writes back in the
+// short form.
+#[test]
+fn method_fault_from_vsphere_json() {
+    let input = json!({
+        "_typeName": "vim.fault.FileNotFound",
+        "file": "[ds1] vm/disk.vmdk",
+        "localizedMessage": "File [ds1] vm/disk.vmdk was not found",
+        "faultCause": {
+            "_typeName": "vmodl.fault.ManagedObjectNotFound",
+            "obj": {"type": "Datastore", "value": "datastore-1"},
+            "localizedMessage": "gone"
+        },
+        "faultMessage": [{"key": "msg.file.notFound", "message": "not found"}]
+    });
+    let fault: MethodFault = serde_json::from_value(input).unwrap();
+    assert_eq!(
+        fault,
+        MethodFault {
+            kind: FaultKind::Other {
+                type_name: "FileNotFound".into()
+            },
+            localized_message: Some("File [ds1] vm/disk.vmdk was not found".into()),
+            fault_cause: Some(Box::new(MethodFault::with_message(
+                FaultKind::ManagedObjectNotFound {
+                    obj: MoRef::new("Datastore", "datastore-1")
+                },
+                "gone"
+            ))),
+            fault_message: vec![LocalizableMessage {
+                key: "msg.file.notFound".into(),
+                arg: vec![],
+                message: Some("not found".into()),
+            }],
+        }
+    );
     assert_eq!(
         round_trip(&fault),
-        json!({"_typeName": "Other", "typeName": "FileNotFound"})
+        json!({
+            "_typeName": "FileNotFound",
+            "localizedMessage": "File [ds1] vm/disk.vmdk was not found",
+            "faultCause": {
+                "_typeName": "ManagedObjectNotFound",
+                "obj": {"type": "Datastore", "value": "datastore-1"},
+                "localizedMessage": "gone"
+            },
+            "faultMessage": [{"key": "msg.file.notFound", "message": "not found"}]
+        })
     );
-    assert_eq!(fault.kind.type_name(), "FileNotFound");
-    assert!(serde_json::from_value::<MethodFault>(json!({"_typeName": "FileNotFound"})).is_err());
+    // The same fault travels in a SetTaskState log entry and in TaskInfo.error.
+    let command = Command::SetTaskState {
+        task: "task-1".into(),
+        state: State::Error,
+        result: None,
+        fault: Some(fault.clone()),
+    };
+    assert_eq!(round_trip(&command)["fault"]["_typeName"], "FileNotFound");
+    let mut info = full_info();
+    info.error = Some(fault);
+    assert_eq!(round_trip(&info)["error"]["_typeName"], "FileNotFound");
 }
 
 // spec §0.3: a fault a caller sends may omit localizedMessage; a nested cause

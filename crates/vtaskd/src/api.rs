@@ -265,17 +265,18 @@ impl task_manager_server::TaskManager for Api {
             None => TaskFilterSpec::default(),
         };
         filter.validate().map_err(fault_status)?;
-        let page_size =
-            match request.page_size as usize {
-                0 => DEFAULT_PAGE,
-                n if n <= MAX_PAGE => n,
-                n => return Err(fault_status(MethodFault::invalid_argument(
+        let page_size = match request.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n if n <= MAX_PAGE => n,
+            n => {
+                return Err(fault_status(MethodFault::invalid_argument(
                     "pageSize",
                     format!(
                         "A specified parameter was not correct: page size {n} is above {MAX_PAGE}"
                     ),
-                ))),
-            };
+                )))
+            }
+        };
         // The page token is the key of the last task of the previous page:
         // keys never change or get reused, so pages are stable across leaders.
         let after = if request.page_token.is_empty() {
@@ -336,7 +337,8 @@ impl task_manager_server::TaskManager for Api {
         let request = request.into_inner();
         let timeout = match request.timeout {
             Some(d) => {
-                Duration::from_millis(duration_to_millis(&d).map_err(fault_status)?).min(MAX_WAIT)
+                Duration::from_millis(duration_to_millis(&d, "timeout").map_err(fault_status)?)
+                    .min(MAX_WAIT)
             }
             None => MAX_WAIT,
         };

@@ -93,7 +93,7 @@ async fn run(
         }
     };
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let (mut health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<vtask_proto::v1::task_server::TaskServer<api::TaskApi>>()
         .await;

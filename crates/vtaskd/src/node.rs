@@ -85,7 +85,6 @@ impl Node {
             max_in_snapshot_log_to_keep: config.keep_entries,
             snapshot_max_chunk_size: vtask_raft::SNAPSHOT_CHUNK_BYTES,
             install_snapshot_timeout: 10_000,
-            send_snapshot_timeout: 60_000,
             max_payload_entries: 256,
             ..Default::default()
         }
@@ -183,6 +182,15 @@ impl Node {
     pub async fn submit(&self, mut request: Request) -> Result<(Outcome, String), NodeError> {
         if request.client.is_none() {
             request.client = Some(self.fresh_client());
+        }
+        // A value JSON cannot hold (a NaN double, say) could not be written
+        // to the log; refuse it here rather than fail the append.
+        if let Err(e) = serde_json::to_vec(&request) {
+            let fault = vtask_model::MethodFault::invalid_argument(
+                "request",
+                format!("A specified parameter was not correct: the request cannot be stored: {e}"),
+            );
+            return Ok((Err(fault), String::new()));
         }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
