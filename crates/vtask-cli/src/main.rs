@@ -4,6 +4,7 @@
 //! writes to the leader itself). Exit codes: 0 done, 1 the server answered
 //! with a vSphere fault, 2 bad usage, 3 no node could answer.
 
+mod bench;
 mod output;
 
 use std::process::ExitCode;
@@ -137,6 +138,19 @@ enum Verb {
         /// How long to wait, e.g. 60s.
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         timeout: Duration,
+    },
+    /// Measure throughput and latency: each client owns a running task and
+    /// sends UpdateProgress back to back.
+    Bench {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// How long to measure, e.g. 10s.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        duration: Duration,
+        /// How long to run before measuring.
+        #[arg(long, value_parser = parse_duration, default_value = "2s")]
+        warmup: Duration,
     },
     /// Cluster administration.
     Cluster {

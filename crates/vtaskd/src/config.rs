@@ -310,7 +310,9 @@ mod tests {
             err.to_string(),
             "missing setting `listen` (flag --listen, env VTASKD_LISTEN, or `listen` in the config file)"
         );
-        let err = Config::load(flags(&["--node-id", "3"])).unwrap_err();
+        let mut other_node = flags(&[]);
+        other_node.node_id = Some(3);
+        let err = Config::load(other_node).unwrap_err();
         assert_eq!(
             err.to_string(),
             "setting `initial_cluster`: does not name this node (node_id 3)"
