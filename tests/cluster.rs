@@ -256,7 +256,7 @@ async fn a_lagging_follower_catches_up_through_a_snapshot() {
         .await
         .unwrap();
     let follower = cluster.ids().into_iter().find(|&id| id != leader).unwrap();
-    cluster.stop(follower);
+    assert!(cluster.stop(follower), "SIGTERM ends a node cleanly");
     for i in 0..200 {
         create(&cluster, leader, "bulk", i + 1, &format!("vm-{i}"))
             .await
@@ -315,8 +315,8 @@ async fn without_a_majority_writes_fail_fast_and_recover() {
     let mut cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
     let key = create(&cluster, 1, "quorum", 1, "vm-1").await.unwrap().key;
     let survivor = 3;
-    cluster.stop(1);
-    cluster.stop(2);
+    assert!(cluster.stop(1), "SIGTERM ends a node cleanly");
+    assert!(cluster.stop(2), "SIGTERM ends a node cleanly");
     let started = Instant::now();
     let err = create(&cluster, survivor, "quorum", 2, "vm-2")
         .await

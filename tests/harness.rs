@@ -164,21 +164,20 @@ impl Cluster {
         self.signal(id, libc::SIGKILL);
     }
 
-    /// SIGTERM, then wait for a clean exit.
-    pub fn stop(&mut self, id: u64) {
-        self.signal(id, libc::SIGTERM);
+    /// SIGTERM, then wait for the node to exit; returns whether it exited
+    /// cleanly (status 0), as a graceful shutdown must.
+    pub fn stop(&mut self, id: u64) -> bool {
+        self.signal(id, libc::SIGTERM)
+            .is_some_and(|status| status.success())
     }
 
-    fn signal(&mut self, id: u64, signal: i32) {
-        if let Some(node) = self.nodes.get_mut(&id) {
-            if let Some(mut child) = node.child.take() {
-                // SAFETY: kill(2) on a child we spawned and have not reaped.
-                unsafe {
-                    libc::kill(child.id() as i32, signal);
-                }
-                let _ = child.wait();
-            }
+    fn signal(&mut self, id: u64, signal: i32) -> Option<std::process::ExitStatus> {
+        let mut child = self.nodes.get_mut(&id)?.child.take()?;
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        unsafe {
+            libc::kill(child.id() as i32, signal);
         }
+        child.wait().ok()
     }
 
     pub fn is_running(&self, id: u64) -> bool {

@@ -513,6 +513,18 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 State::Queued | State::Running => 4,
             });
         }
+        Verb::Bench {
+            clients,
+            duration,
+            warmup,
+        } => {
+            let args = bench::BenchArgs {
+                clients: clients.max(1),
+                duration,
+                warmup,
+            };
+            bench::run(&conn, format, args).await?;
+        }
         Verb::Cluster {
             verb: ClusterVerb::Status,
         } => {

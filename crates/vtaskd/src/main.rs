@@ -122,7 +122,10 @@ async fn run(
         .add_service(api::task_manager_service(node.clone()))
         .add_service(api::cluster_service(node.clone()))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // Without nodelay on every accepted socket, Nagle's algorithm and
+            // delayed ACKs add ~40 ms to each small reply.
+            tonic::transport::server::TcpIncoming::from_listener(listener, true, None)
+                .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?,
             stopped(),
         );
     let http = http::serve(config.http, node.clone(), stopped());
