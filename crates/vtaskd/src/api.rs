@@ -146,20 +146,70 @@ impl Api {
     }
 }
 
+/// A mutating request of the public API: where its header is, and the
+/// command it asks for.
+trait Mutation: Sized {
+    const METHOD: &'static str;
+    fn header(&self) -> Option<&v1::RequestHeader>;
+    fn command(self) -> Result<Command, MethodFault>;
+}
+
+macro_rules! mutation {
+    ($request:ty, $method:literal, |$r:ident| $command:expr) => {
+        impl Mutation for $request {
+            const METHOD: &'static str = $method;
+            fn header(&self) -> Option<&v1::RequestHeader> {
+                self.header.as_ref()
+            }
+            fn command(self) -> Result<Command, MethodFault> {
+                let $r = self;
+                $command
+            }
+        }
+    };
+}
+
+mutation!(v1::CancelTaskRequest, "CancelTask", |r| Ok(Command::from(
+    r
+)));
+mutation!(v1::UpdateProgressRequest, "UpdateProgress", |r| {
+    Command::try_from(r)
+});
+mutation!(v1::SetTaskStateRequest, "SetTaskState", |r| {
+    Command::try_from(r)
+});
+mutation!(v1::SetTaskDescriptionRequest, "SetTaskDescription", |r| {
+    Command::try_from(r)
+});
+mutation!(v1::CreateTaskRequest, "CreateTask", |r| Command::try_from(
+    r
+));
+
+impl Api {
+    /// Runs one mutating call end to end: caller, client identity, command,
+    /// submission through the leader. Returns the task and the leader's address.
+    async fn run<M: Mutation>(
+        &self,
+        request: Request<M>,
+    ) -> Result<(v1::TaskInfo, String), Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let client = client(request.header())?;
+        let command = request.command().map_err(fault_status)?;
+        let (info, leader) = self.mutate(M::METHOD, caller, client, command).await?;
+        Ok((info.into(), leader))
+    }
+}
+
 #[tonic::async_trait]
 impl task_server::Task for Api {
     async fn cancel_task(
         &self,
         request: Request<v1::CancelTaskRequest>,
     ) -> Result<Response<v1::CancelTaskResponse>, Status> {
-        let caller = caller(&request);
-        let request = request.into_inner();
-        let client = client(request.header.as_ref())?;
-        let (info, leader_hint) = self
-            .mutate("CancelTask", caller, client, Command::from(request))
-            .await?;
+        let (info, leader_hint) = self.run(request).await?;
         Ok(Response::new(v1::CancelTaskResponse {
-            info: Some(info.into()),
+            info: Some(info),
             leader_hint,
         }))
     }
@@ -168,15 +218,9 @@ impl task_server::Task for Api {
         &self,
         request: Request<v1::UpdateProgressRequest>,
     ) -> Result<Response<v1::UpdateProgressResponse>, Status> {
-        let caller = caller(&request);
-        let request = request.into_inner();
-        let client = client(request.header.as_ref())?;
-        let command = Command::try_from(request).map_err(fault_status)?;
-        let (info, leader_hint) = self
-            .mutate("UpdateProgress", caller, client, command)
-            .await?;
+        let (info, leader_hint) = self.run(request).await?;
         Ok(Response::new(v1::UpdateProgressResponse {
-            info: Some(info.into()),
+            info: Some(info),
             leader_hint,
         }))
     }
@@ -185,13 +229,9 @@ impl task_server::Task for Api {
         &self,
         request: Request<v1::SetTaskStateRequest>,
     ) -> Result<Response<v1::SetTaskStateResponse>, Status> {
-        let caller = caller(&request);
-        let request = request.into_inner();
-        let client = client(request.header.as_ref())?;
-        let command = Command::try_from(request).map_err(fault_status)?;
-        let (info, leader_hint) = self.mutate("SetTaskState", caller, client, command).await?;
+        let (info, leader_hint) = self.run(request).await?;
         Ok(Response::new(v1::SetTaskStateResponse {
-            info: Some(info.into()),
+            info: Some(info),
             leader_hint,
         }))
     }
@@ -200,15 +240,9 @@ impl task_server::Task for Api {
         &self,
         request: Request<v1::SetTaskDescriptionRequest>,
     ) -> Result<Response<v1::SetTaskDescriptionResponse>, Status> {
-        let caller = caller(&request);
-        let request = request.into_inner();
-        let client = client(request.header.as_ref())?;
-        let command = Command::try_from(request).map_err(fault_status)?;
-        let (info, leader_hint) = self
-            .mutate("SetTaskDescription", caller, client, command)
-            .await?;
+        let (info, leader_hint) = self.run(request).await?;
         Ok(Response::new(v1::SetTaskDescriptionResponse {
-            info: Some(info.into()),
+            info: Some(info),
             leader_hint,
         }))
     }
@@ -230,13 +264,9 @@ impl task_manager_server::TaskManager for Api {
         &self,
         request: Request<v1::CreateTaskRequest>,
     ) -> Result<Response<v1::CreateTaskResponse>, Status> {
-        let caller = caller(&request);
-        let request = request.into_inner();
-        let client = client(request.header.as_ref())?;
-        let command = Command::try_from(request).map_err(fault_status)?;
-        let (info, leader_hint) = self.mutate("CreateTask", caller, client, command).await?;
+        let (info, leader_hint) = self.run(request).await?;
         Ok(Response::new(v1::CreateTaskResponse {
-            info: Some(info.into()),
+            info: Some(info),
             leader_hint,
         }))
     }
