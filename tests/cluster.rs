@@ -413,3 +413,158 @@ async fn a_whole_cluster_crash_loses_nothing_acknowledged() {
     }
     c.converged(Duration::from_secs(15)).await.unwrap();
 }
+
+/// WatchTasks: a watcher that reconnects to another node with its last
+/// revision after the leader dies misses no change and sees none twice, and
+/// the terminal change arrives as one update (state, completeTime, result).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumed_on_another_node_misses_nothing() {
+    use vtask_proto::v1::watch_tasks_request::Selector;
+    use vtask_proto::v1::{ChangeKind, WatchTasksRequest};
+
+    let mut cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let key = running_task(&cluster, leader, "owner").await;
+    let watch_node = cluster.ids().into_iter().find(|&id| id != leader).unwrap();
+    let other = cluster
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader && id != watch_node)
+        .unwrap();
+
+    let request = |start_revision| WatchTasksRequest {
+        selector: Some(Selector::Task(key.clone())),
+        start_revision,
+    };
+    let mut stream = cluster
+        .manager(watch_node)
+        .await
+        .unwrap()
+        .watch_tasks(request(0))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(first.kind, ChangeKind::Current as i32);
+    assert_eq!(
+        first.info.as_ref().unwrap().state,
+        TaskInfoState::Running as i32
+    );
+    let synced = stream.message().await.unwrap().unwrap();
+    assert_eq!(synced.kind, ChangeKind::Synced as i32);
+
+    // 1..=20 before the leader dies, 21..=40 after, then success.
+    for percent in 1..=20 {
+        let mut tasks = cluster.tasks(other).await.unwrap();
+        tasks
+            .update_progress(progress_request(
+                "owner",
+                10 + percent as u64,
+                &key,
+                percent,
+            ))
+            .await
+            .unwrap();
+    }
+    cluster.kill(leader);
+    for percent in 21..=40 {
+        loop {
+            let mut tasks = cluster.tasks(other).await.unwrap();
+            match tasks
+                .update_progress(progress_request(
+                    "owner",
+                    10 + percent as u64,
+                    &key,
+                    percent,
+                ))
+                .await
+            {
+                Ok(_) => break,
+                Err(status) if status.code() == Code::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(status) => panic!("{status:?}"),
+            }
+        }
+    }
+    let mut tasks = cluster.tasks(other).await.unwrap();
+    let done = SetTaskStateRequest {
+        header: Some(RequestHeader {
+            client_id: "owner".into(),
+            seq: 100,
+        }),
+        task: key.clone(),
+        state: TaskInfoState::Success as i32,
+        result: Some(vtask_proto::v1::AnyValue {
+            value: Some(vtask_proto::v1::any_value::Value::StringValue(
+                "42 GiB copied".into(),
+            )),
+        }),
+        fault: None,
+    };
+    tasks.set_task_state(done).await.unwrap();
+
+    // Read what the first node sent, then resume on the other survivor.
+    let mut seen = Vec::new();
+    let mut last_revision = synced.revision;
+    while let Ok(Ok(Some(event))) =
+        tokio::time::timeout(Duration::from_millis(500), stream.message()).await
+    {
+        assert!(event.revision > last_revision, "revisions only grow");
+        last_revision = event.revision;
+        seen.push(event);
+        if seen.len() == 5 {
+            break; // Leave the rest for the resumed stream.
+        }
+    }
+    drop(stream);
+    let mut resumed = cluster
+        .manager(other)
+        .await
+        .unwrap()
+        .watch_tasks(request(last_revision + 1))
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), resumed.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(
+            event.revision > last_revision,
+            "no change twice, none out of order"
+        );
+        last_revision = event.revision;
+        let terminal = event.info.as_ref().unwrap().state == TaskInfoState::Success as i32;
+        seen.push(event);
+        if terminal {
+            break;
+        }
+    }
+    let progress: Vec<i32> = seen
+        .iter()
+        .filter_map(|e| e.info.as_ref().unwrap().progress)
+        .collect();
+    assert_eq!(
+        progress[..40],
+        (1..=40).collect::<Vec<_>>()[..],
+        "every change, in order"
+    );
+    let last = seen.last().unwrap();
+    assert_eq!(last.kind, ChangeKind::Updated as i32);
+    let info = last.info.as_ref().unwrap();
+    assert!(
+        info.complete_time.is_some() && info.result.is_some(),
+        "the terminal change is one update: {info:?}"
+    );
+    assert_eq!(
+        seen.len(),
+        41,
+        "40 progress updates and the terminal change"
+    );
+}

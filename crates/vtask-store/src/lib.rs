@@ -38,8 +38,10 @@ mod types;
 
 pub use db::{open, Store, StoreError};
 pub use log_store::LogStore;
-pub use state_machine::{ReadView, StateMachine, SESSION_TTL_MILLIS};
-pub use types::{Batch, BatchReply, ChangeRecord, ClientRef, Request, Session, TypeConfig};
+pub use state_machine::{AppliedState, ReadView, StateMachine, SESSION_TTL_MILLIS};
+pub use types::{
+    Batch, BatchReply, ChangeKind, ChangeRecord, ClientRef, Request, Session, TypeConfig,
+};
 
 /// The node id type of the cluster.
 pub type NodeId = u64;

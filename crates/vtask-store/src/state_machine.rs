@@ -15,8 +15,8 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use vtask_model::{
-    Change, Counters, EntryContext, MethodFault, Outcome, State, Task, TaskFilterSpec, TaskKey,
-    TaskTable, Timestamp,
+    Change, Counters, EntryContext, MethodFault, Outcome, State, Task, TaskFilterSpec, TaskInfo,
+    TaskKey, TaskTable, Timestamp,
 };
 
 use crate::db::{
@@ -24,7 +24,7 @@ use crate::db::{
     CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
 };
 use crate::snapshot;
-use crate::types::{BatchReply, ChangeRecord, Request, Session};
+use crate::types::{BatchReply, ChangeKind, ChangeRecord, Request, Session};
 use crate::{NodeId, TypeConfig};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -250,9 +250,16 @@ impl<'a> Pending<'a> {
 
     fn write_change(&mut self, change: Change, request: &Request, ctx: &EntryContext) {
         self.revision += 1;
-        let (key, before, after) = match change {
-            Change::Put { before, after } => (after.info.key, before, Some(after)),
-            Change::Remove { task } => (task.info.key, Some(task), None),
+        let (kind, before, after) = match change {
+            Change::Put {
+                before: None,
+                after,
+            } => (ChangeKind::Created, None, Some(after)),
+            Change::Put {
+                before: Some(before),
+                after,
+            } => (ChangeKind::Updated, Some(before), Some(after)),
+            Change::Remove { task } => (ChangeKind::Removed, Some(task), None),
         };
         let tasks = self.store.cf(CF_TASKS);
         let index = self.store.cf(CF_INDEX);
@@ -261,6 +268,21 @@ impl<'a> Pending<'a> {
                 self.batch.delete_cf(index, k);
             }
         }
+        let last = match (&after, &before) {
+            (Some(task), _) | (None, Some(task)) => task,
+            (None, None) => return,
+        };
+        let key = last.info.key;
+        let record = ChangeRecord {
+            revision: self.revision,
+            kind,
+            info: last.info.clone(),
+            method: request.command.method().to_string(),
+            actor: request.caller.name().map(str::to_string),
+            time: ctx.time,
+            term: ctx.term,
+            index: ctx.index,
+        };
         match &after {
             Some(task) => {
                 for k in index_keys(task) {
@@ -270,16 +292,6 @@ impl<'a> Pending<'a> {
             }
             None => self.batch.delete_cf(tasks, u64_key(key.0)),
         }
-        let record = ChangeRecord {
-            revision: self.revision,
-            key,
-            info: after.as_ref().map(|t| t.info.clone()),
-            method: request.command.method().to_string(),
-            actor: request.caller.name().map(str::to_string),
-            time: ctx.time,
-            term: ctx.term,
-            index: ctx.index,
-        };
         self.batch.put_cf(
             self.store.cf(CF_CHANGES),
             u64_key(self.revision),
@@ -534,6 +546,31 @@ impl ReadView {
             }
         }
         Ok(out)
+    }
+
+    /// The tasks that `selected` picks and the revision they are current
+    /// at, both from one point-in-time view.
+    pub fn current(
+        &self,
+        selected: impl Fn(&TaskInfo) -> bool,
+    ) -> Result<(u64, Vec<TaskInfo>), StoreError> {
+        let view = self.store.db.snapshot();
+        let revision = match view
+            .get_cf(self.store.cf(CF_SM_META), b"revision")
+            .map_err(|e| self.store.rocks(e))?
+        {
+            Some(bytes) => decode(CF_SM_META, &bytes)?,
+            None => 0,
+        };
+        let mut out = Vec::new();
+        for item in view.iterator_cf(self.store.cf(CF_TASKS), IteratorMode::Start) {
+            let (_, value) = item.map_err(|e| self.store.rocks(e))?;
+            let task: Task = decode(CF_TASKS, &value)?;
+            if selected(&task.info) {
+                out.push(task.info);
+            }
+        }
+        Ok((revision, out))
     }
 
     /// Changes with revision greater than `after`, oldest first, at most `limit`.

@@ -1,7 +1,7 @@
 //! What a log entry carries and what applying it returns.
 
 use serde::{Deserialize, Serialize};
-use vtask_model::{Caller, Command, Outcome, TaskInfo, TaskKey, Timestamp};
+use vtask_model::{Caller, Command, Outcome, TaskInfo, Timestamp};
 
 openraft::declare_raft_types!(
     /// The openraft type configuration of vtask.
@@ -58,13 +58,23 @@ pub struct Session {
 #[serde(rename_all = "camelCase")]
 pub struct ChangeRecord {
     pub revision: u64,
-    pub key: TaskKey,
-    /// The task after the change; `None` when retention removed it.
-    pub info: Option<TaskInfo>,
+    pub kind: ChangeKind,
+    /// The task after the change; for a removal, its last state.
+    pub info: TaskInfo,
     pub method: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     pub time: Timestamp,
     pub term: u64,
     pub index: u64,
+}
+
+/// What a change did to its task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    /// Removed by retention (D16).
+    Removed,
 }

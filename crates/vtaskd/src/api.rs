@@ -8,7 +8,7 @@ use std::time::Duration;
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
 use vtask_model::{
-    Caller, Command, MethodFault, Privileges, Reply, Task, TaskFilterSpec, TaskInfo,
+    Caller, Command, MethodFault, Privileges, Reply, Task, TaskFilterSpec, TaskInfo, TaskKey,
 };
 use vtask_proto::convert::{duration_to_millis, fault_to_status};
 use vtask_proto::v1::{self, cluster_server, task_manager_server, task_server};
@@ -355,9 +355,39 @@ impl task_manager_server::TaskManager for Api {
 
     async fn watch_tasks(
         &self,
-        _request: Request<v1::WatchTasksRequest>,
+        request: Request<v1::WatchTasksRequest>,
     ) -> Result<Response<Self::WatchTasksStream>, Status> {
-        Err(not_yet("WatchTasks"))
+        let request = request.into_inner();
+        let selector = match request.selector {
+            Some(v1::watch_tasks_request::Selector::Task(key)) => {
+                Selector::Task(self.lookup(&key)?.info.key)
+            }
+            Some(v1::watch_tasks_request::Selector::Filter(filter)) => {
+                let filter = TaskFilterSpec::try_from(filter).map_err(fault_status)?;
+                filter.validate().map_err(fault_status)?;
+                Selector::Filter(filter)
+            }
+            Some(v1::watch_tasks_request::Selector::All(_)) => Selector::All,
+            None => {
+                return Err(fault_status(MethodFault::invalid_argument(
+                    "selector",
+                    "A specified parameter was not correct: name a task, a filter or all",
+                )))
+            }
+        };
+        // Start from a state at least as new as every write acknowledged
+        // before this call.
+        self.before_read(v1::ReadConsistency::Linearizable).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(watch(
+            self.node.read.clone(),
+            selector,
+            request.start_revision,
+            tx,
+        ));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn wait_task(
@@ -449,6 +479,128 @@ impl task_manager_server::TaskManager for Api {
         _request: Request<v1::GetLatestPageRequest>,
     ) -> Result<Response<v1::GetLatestPageResponse>, Status> {
         Err(not_yet("GetLatestPage"))
+    }
+}
+
+/// Which tasks a watch follows.
+enum Selector {
+    Task(TaskKey),
+    Filter(TaskFilterSpec),
+    All,
+}
+
+impl Selector {
+    fn selects(&self, info: &TaskInfo) -> bool {
+        match self {
+            Selector::Task(key) => info.key == *key,
+            Selector::Filter(filter) => filter.matches(info),
+            Selector::All => true,
+        }
+    }
+}
+
+/// Events a watch may have buffered before it waits for its reader.
+const WATCH_BUFFER: usize = 256;
+/// Changes read from the store at a time.
+const WATCH_PAGE: usize = 512;
+
+fn event(
+    revision: u64,
+    kind: v1::ChangeKind,
+    info: Option<TaskInfo>,
+) -> Result<v1::WatchTasksResponse, Status> {
+    Ok(v1::WatchTasksResponse {
+        revision,
+        kind: kind as i32,
+        info: info.map(Into::into),
+    })
+}
+
+/// Feeds one watch stream until its reader goes away. Revisions are the
+/// same on every replica, so a reader that reconnects anywhere with
+/// `start_revision = last + 1` misses nothing and sees nothing twice.
+async fn watch(
+    read: vtask_store::ReadView,
+    selector: Selector,
+    start_revision: u64,
+    tx: tokio::sync::mpsc::Sender<Result<v1::WatchTasksResponse, Status>>,
+) {
+    let mut applied = read.subscribe();
+    let mut next = start_revision;
+    if next == 0 {
+        let snapshot = read.current(|info| selector.selects(info));
+        let (revision, tasks) = match snapshot {
+            Ok(current) => current,
+            Err(e) => {
+                let _ = tx.send(Err(store_status(e))).await;
+                return;
+            }
+        };
+        for info in tasks {
+            if tx
+                .send(event(revision, v1::ChangeKind::Current, Some(info)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if tx
+            .send(event(revision, v1::ChangeKind::Synced, None))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        next = revision + 1;
+    }
+    loop {
+        let changes = {
+            let read = read.clone();
+            tokio::task::spawn_blocking(move || {
+                read.changes_since(next.saturating_sub(1), WATCH_PAGE)
+            })
+            .await
+        };
+        let changes = match changes {
+            Ok(Ok(changes)) => changes,
+            Ok(Err(e)) => {
+                let _ = tx.send(Err(store_status(e))).await;
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                return;
+            }
+        };
+        if changes.is_empty() {
+            tokio::select! {
+                changed = applied.changed() => if changed.is_err() {
+                    let _ = tx.send(Err(Status::unavailable("the node is shutting down"))).await;
+                    return;
+                },
+                _ = tx.closed() => return,
+            }
+            continue;
+        }
+        for change in changes {
+            next = change.revision + 1;
+            if !selector.selects(&change.info) {
+                continue;
+            }
+            let kind = match change.kind {
+                vtask_store::ChangeKind::Created => v1::ChangeKind::Created,
+                vtask_store::ChangeKind::Updated => v1::ChangeKind::Updated,
+                vtask_store::ChangeKind::Removed => v1::ChangeKind::Removed,
+            };
+            if tx
+                .send(event(change.revision, kind, Some(change.info)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 }
 
