@@ -6,6 +6,7 @@
 
 mod bench;
 mod output;
+mod watch;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -138,6 +139,18 @@ enum Verb {
         /// How long to wait, e.g. 60s.
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         timeout: Duration,
+    },
+    /// Follow changes as they are applied: one task (until it ends), tasks in
+    /// some states, or all tasks. Survives the loss of the node it reads from.
+    Watch {
+        /// The task to follow; without it, every task the filter selects.
+        key: Option<String>,
+        /// Only tasks in these states.
+        #[arg(long, value_delimiter = ',')]
+        state: Vec<String>,
+        /// Replay changes from this revision on, instead of starting with the current state.
+        #[arg(long)]
+        from: Option<u64>,
     },
     /// Measure throughput and latency: each client owns a running task and
     /// sends UpdateProgress back to back.
@@ -512,6 +525,24 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 // Still queued or running when the timeout ran out.
                 State::Queued | State::Running => 4,
             });
+        }
+        Verb::Watch { key, state, from } => {
+            let selector = match (key, state.is_empty()) {
+                (Some(key), _) => v1::watch_tasks_request::Selector::Task(key),
+                (None, false) => {
+                    let states = state
+                        .iter()
+                        .map(|s| parse_state(s))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let filter = vtask_model::TaskFilterSpec {
+                        state: states,
+                        ..Default::default()
+                    };
+                    v1::watch_tasks_request::Selector::Filter(filter.into())
+                }
+                (None, true) => v1::watch_tasks_request::Selector::All(()),
+            };
+            return watch::run(&conn, format, selector, from.unwrap_or(0)).await;
         }
         Verb::Bench {
             clients,
