@@ -568,3 +568,84 @@ async fn a_watch_resumed_on_another_node_misses_nothing() {
         "40 progress updates and the terminal change"
     );
 }
+
+/// D17: RecentTasks lists queued and running tasks and the ones completed in
+/// the last 10 minutes; ListTasks pages through a filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_and_listed_tasks() {
+    use vtask_proto::v1::{ListTasksRequest, RecentTasksRequest, TaskFilterSpec};
+
+    let cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
+    let queued = create(&cluster, 2, "lister", 1, "vm-1").await.unwrap().key;
+    let running = running_task(&cluster, 3, "lister-2").await;
+    let finished = running_task(&cluster, 1, "lister-3").await;
+    let done = SetTaskStateRequest {
+        header: Some(RequestHeader {
+            client_id: "lister-3".into(),
+            seq: 3,
+        }),
+        task: finished.clone(),
+        state: TaskInfoState::Success as i32,
+        ..Default::default()
+    };
+    cluster
+        .tasks(1)
+        .await
+        .unwrap()
+        .set_task_state(done)
+        .await
+        .unwrap();
+
+    let mut manager = cluster.manager(2).await.unwrap();
+    let recent = manager
+        .recent_tasks(RecentTasksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let keys: Vec<_> = recent.tasks.iter().map(|t| t.key.clone()).collect();
+    assert_eq!(keys, [queued.clone(), running.clone(), finished.clone()]);
+
+    let filter = TaskFilterSpec {
+        state: vec![TaskInfoState::Running as i32],
+        ..Default::default()
+    };
+    let running_only = ListTasksRequest {
+        filter: Some(filter),
+        page_size: 10,
+        ..Default::default()
+    };
+    let listed = manager.list_tasks(running_only).await.unwrap().into_inner();
+    assert_eq!(
+        listed
+            .tasks
+            .iter()
+            .map(|t| t.key.clone())
+            .collect::<Vec<_>>(),
+        [running.clone()]
+    );
+    assert!(listed.next_page_token.is_empty());
+
+    // Pages of one: each token is the last key of its page.
+    let mut token = String::new();
+    let mut paged = Vec::new();
+    loop {
+        let page = ListTasksRequest {
+            page_size: 1,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let page = manager.list_tasks(page).await.unwrap().into_inner();
+        paged.extend(page.tasks.into_iter().map(|t| t.key));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, [queued.clone(), running.clone(), finished.clone()]);
+    let everything = ListTasksRequest {
+        page_size: 10,
+        ..Default::default()
+    };
+    let all = manager.list_tasks(everything).await.unwrap().into_inner();
+    assert_eq!(all.tasks.len(), 3);
+}

@@ -102,6 +102,8 @@ enum Verb {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Recent tasks (D17): queued and running ones, and those completed in the last 10 minutes.
+    Recent,
     /// Start a queued task (SetTaskState running).
     Start { key: String },
     /// Set a task's state (Task.SetTaskState).
@@ -427,6 +429,24 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 .call(|ch| {
                     let request = conn.request(message.clone());
                     async move { TaskManagerClient::new(ch).list_tasks(request).await }
+                })
+                .await?;
+            let tasks = reply
+                .into_inner()
+                .tasks
+                .into_iter()
+                .map(|t| info_of(Some(t)))
+                .collect::<Result<Vec<_>, _>>()?;
+            output::print_tasks(format, &tasks);
+        }
+        Verb::Recent => {
+            let message = v1::RecentTasksRequest {
+                consistency: v1::ReadConsistency::Linearizable as i32,
+            };
+            let reply = conn
+                .call(|ch| {
+                    let request = conn.request(message);
+                    async move { TaskManagerClient::new(ch).recent_tasks(request).await }
                 })
                 .await?;
             let tasks = reply

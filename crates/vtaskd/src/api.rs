@@ -27,6 +27,9 @@ const DEFAULT_USER: &str = "vtask";
 /// ListTasks page size when the request names none, and the largest allowed.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
+/// D17: how long a completed task stays recent, and how many of them.
+const RECENT_WINDOW: Duration = Duration::from_secs(10 * 60);
+const RECENT_COMPLETED: usize = 200;
 /// The longest WaitTask may wait.
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
@@ -344,11 +347,38 @@ impl task_manager_server::TaskManager for Api {
         }))
     }
 
+    /// D17: every queued and running task, plus the last 200 of the tasks
+    /// that completed in the last 10 minutes (by this node's clock: a read
+    /// needs no replicated time).
     async fn recent_tasks(
         &self,
-        _request: Request<v1::RecentTasksRequest>,
+        request: Request<v1::RecentTasksRequest>,
     ) -> Result<Response<v1::RecentTasksResponse>, Status> {
-        Err(not_yet("RecentTasks"))
+        let request = request.into_inner();
+        self.before_read(consistency(request.consistency)?).await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let cutoff = vtask_model::Timestamp::from_micros(now - RECENT_WINDOW.as_micros() as i64);
+        let read = self.node.read.clone();
+        let (revision, tasks) = tokio::task::spawn_blocking(move || {
+            read.current(|info| {
+                !info.state.is_terminal() || info.complete_time.is_some_and(|t| t >= cutoff)
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(store_status)?;
+        let (mut done, mut tasks): (Vec<TaskInfo>, Vec<TaskInfo>) =
+            tasks.into_iter().partition(|info| info.state.is_terminal());
+        done.sort_by_key(|info| std::cmp::Reverse(info.complete_time));
+        done.truncate(RECENT_COMPLETED);
+        tasks.extend(done);
+        tasks.sort_by_key(|info| info.key);
+        Ok(Response::new(v1::RecentTasksResponse {
+            tasks: tasks.into_iter().map(Into::into).collect(),
+            revision,
+        }))
     }
 
     type WatchTasksStream = WatchStream;
