@@ -649,3 +649,104 @@ async fn recent_and_listed_tasks() {
     let all = manager.list_tasks(everything).await.unwrap().into_inner();
     assert_eq!(all.tasks.len(), 3);
 }
+
+/// D26: a task created with an owner lease fails by itself when its owner
+/// stops calling Task.Update methods, also after a leader change; a task
+/// whose owner keeps reporting stays running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_owner_lease_fails_its_task_once() {
+    let mut cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let node = cluster.ids().into_iter().find(|&id| id != leader).unwrap();
+    let leased = |client: &str| {
+        let mut request = create_request(client, 1, "vm-lease");
+        request.lease = Some(prost_types::Duration {
+            seconds: 2,
+            nanos: 0,
+        });
+        request
+    };
+    let mut manager = cluster.manager(node).await.unwrap();
+    let silent = manager
+        .create_task(leased("silent"))
+        .await
+        .unwrap()
+        .into_inner()
+        .info
+        .unwrap()
+        .key;
+    let chatty = manager
+        .create_task(leased("chatty"))
+        .await
+        .unwrap()
+        .into_inner()
+        .info
+        .unwrap()
+        .key;
+    let mut tasks = cluster.tasks(node).await.unwrap();
+    tasks
+        .set_task_state(start_request("silent", 2, &silent))
+        .await
+        .unwrap();
+    tasks
+        .set_task_state(start_request("chatty", 2, &chatty))
+        .await
+        .unwrap();
+    cluster.kill(leader);
+
+    let started = Instant::now();
+    let mut seq = 2;
+    let failed = loop {
+        seq += 1;
+        let tasks_result = cluster
+            .tasks(node)
+            .await
+            .unwrap()
+            .update_progress(progress_request("chatty", seq, &chatty, 50))
+            .await;
+        if let Err(status) = tasks_result {
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        }
+        if let Ok(info) = get(&cluster, node, &silent).await {
+            if info.state == TaskInfoState::Error as i32 {
+                break info;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the silent task never failed\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let fault = failed.error.unwrap();
+    assert!(
+        fault
+            .localized_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("stopped reporting"),
+        "{fault:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "not before the lease ran out"
+    );
+    let chatty_info = get(&cluster, node, &chatty).await.unwrap();
+    assert_eq!(
+        chatty_info.state,
+        TaskInfoState::Running as i32,
+        "renewed by every UpdateProgress"
+    );
+
+    // Exactly once: the history of the silent task has one lapse.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = get(&cluster, node, &silent).await.unwrap();
+    assert_eq!(
+        again.complete_time, failed.complete_time,
+        "the failure is not applied twice"
+    );
+}

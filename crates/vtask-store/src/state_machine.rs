@@ -573,6 +573,26 @@ impl ReadView {
         Ok((revision, out))
     }
 
+    /// The unfinished tasks whose owner lease ran out at or before `now` (D26).
+    /// Each comes with the lease's time to live in milliseconds.
+    pub fn lapsed_leases(&self, now: Timestamp) -> Result<Vec<(TaskKey, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .store
+            .db
+            .iterator_cf(self.store.cf(CF_TASKS), IteratorMode::Start)
+        {
+            let (_, value) = item.map_err(|e| self.store.rocks(e))?;
+            let task: Task = decode(CF_TASKS, &value)?;
+            if let Some(lease) = task.lease.as_ref().filter(|l| l.expires_at <= now) {
+                if !task.info.state.is_terminal() {
+                    out.push((task.info.key, lease.ttl_millis));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Changes with revision greater than `after`, oldest first, at most `limit`.
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>, StoreError> {
         let cf = self.store.cf(CF_CHANGES);

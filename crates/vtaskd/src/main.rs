@@ -8,6 +8,7 @@
 
 mod api;
 mod config;
+mod housekeeping;
 mod http;
 mod metrics;
 mod node;
@@ -85,6 +86,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     tracing::info!(node_id = config.node_id, listen = %config.listen, http = %config.http, data_dir = %config.data_dir.display(), "starting");
     let node = Node::start(&config).await?;
+    housekeeping::start(node.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
