@@ -615,14 +615,8 @@ async fn recent_and_listed_tasks() {
         ..Default::default()
     };
     let listed = manager.list_tasks(running_only).await.unwrap().into_inner();
-    assert_eq!(
-        listed
-            .tasks
-            .iter()
-            .map(|t| t.key.clone())
-            .collect::<Vec<_>>(),
-        [running.clone()]
-    );
+    let listed_keys: Vec<&str> = listed.tasks.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(listed_keys, [running.as_str()]);
     assert!(listed.next_page_token.is_empty());
 
     // Pages of one: each token is the last key of its page.
