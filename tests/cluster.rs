@@ -636,6 +636,37 @@ async fn recent_and_listed_tasks() {
         token = page.next_page_token;
     }
     assert_eq!(paged, [queued.clone(), running.clone(), finished.clone()]);
+    // D23: the history of a task, oldest first, with who and which entry.
+    let history = manager
+        .get_task_history(vtask_proto::v1::GetTaskHistoryRequest {
+            key: finished.clone(),
+            consistency: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let methods: Vec<&str> = history.iter().map(|c| c.method.as_str()).collect();
+    assert_eq!(methods, ["CreateTask", "SetTaskState", "SetTaskState"]);
+    assert!(history
+        .windows(2)
+        .all(|w| w[0].revision < w[1].revision && w[0].index < w[1].index));
+    assert!(history
+        .iter()
+        .all(|c| c.actor.as_deref() == Some("vtask") && c.term >= 1));
+    let states: Vec<i32> = history
+        .iter()
+        .map(|c| c.info.as_ref().unwrap().state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            TaskInfoState::Queued as i32,
+            TaskInfoState::Running as i32,
+            TaskInfoState::Success as i32
+        ]
+    );
+
     let everything = ListTasksRequest {
         page_size: 10,
         ..Default::default()

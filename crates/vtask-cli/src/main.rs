@@ -104,6 +104,8 @@ enum Verb {
     },
     /// Recent tasks (D17): queued and running ones, and those completed in the last 10 minutes.
     Recent,
+    /// Every change of a task: who, what, when, and the Raft term and index (D23).
+    History { key: String },
     /// Start a queued task (SetTaskState running).
     Start { key: String },
     /// Set a task's state (Task.SetTaskState).
@@ -456,6 +458,19 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 .map(|t| info_of(Some(t)))
                 .collect::<Result<Vec<_>, _>>()?;
             output::print_tasks(format, &tasks);
+        }
+        Verb::History { key } => {
+            let message = v1::GetTaskHistoryRequest {
+                key,
+                consistency: v1::ReadConsistency::Linearizable as i32,
+            };
+            let reply = conn
+                .call(|ch| {
+                    let request = conn.request(message.clone());
+                    async move { TaskManagerClient::new(ch).get_task_history(request).await }
+                })
+                .await?;
+            output::print_history(format, &reply.into_inner().changes)?;
         }
         Verb::Start { key } => {
             let info = set_state(&conn, key, State::Running, None, None).await?;

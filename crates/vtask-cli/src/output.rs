@@ -232,3 +232,55 @@ mod tests {
         );
     }
 }
+
+/// The changes of one task, oldest first.
+pub fn print_history(format: Format, changes: &[v1::TaskChange]) -> Result<(), crate::Failure> {
+    if format == Format::Table {
+        println!(
+            "{:>8} {:<27} {:<19} {:<12} {:>5} {:>7}  STATE",
+            "REVISION", "TIME", "METHOD", "ACTOR", "TERM", "INDEX"
+        );
+    }
+    for change in changes {
+        let info = change
+            .info
+            .clone()
+            .map(TaskInfo::try_from)
+            .transpose()
+            .map_err(crate::Failure::Fault)?;
+        let time = change
+            .time
+            .map(|t| vtask_proto::convert::timestamp_from_proto(&t, "time"))
+            .transpose()
+            .map_err(crate::Failure::Fault)?;
+        let time = time.map(rfc3339).unwrap_or_default();
+        let actor = change.actor.clone().unwrap_or_else(|| "(vtask)".into());
+        match format {
+            Format::Table => {
+                let state = info.as_ref().map(|i| {
+                    let progress = i.progress.map(|p| format!(" {p}%")).unwrap_or_default();
+                    format!("{}{progress}", i.state)
+                });
+                println!(
+                    "{:>8} {time:<27} {:<19} {actor:<12} {:>5} {:>7}  {}",
+                    change.revision,
+                    change.method,
+                    change.term,
+                    change.index,
+                    state.unwrap_or_default()
+                );
+            }
+            Format::Json | Format::Key => {
+                let mut value = serde_json::json!({
+                    "revision": change.revision, "method": change.method, "actor": change.actor,
+                    "time": time, "term": change.term, "index": change.index,
+                });
+                if let Some(info) = &info {
+                    value["info"] = task_json(info);
+                }
+                println!("{value}");
+            }
+        }
+    }
+    Ok(())
+}

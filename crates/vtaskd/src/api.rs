@@ -455,6 +455,34 @@ impl task_manager_server::TaskManager for Api {
         }
     }
 
+    async fn get_task_history(
+        &self,
+        request: Request<v1::GetTaskHistoryRequest>,
+    ) -> Result<Response<v1::GetTaskHistoryResponse>, Status> {
+        let request = request.into_inner();
+        self.before_read(consistency(request.consistency)?).await?;
+        let key = self.lookup(&request.key)?.info.key;
+        let read = self.node.read.clone();
+        let history = tokio::task::spawn_blocking(move || read.history(key))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(store_status)?;
+        let changes = history
+            .into_iter()
+            .map(|c| v1::TaskChange {
+                revision: c.revision,
+                kind: change_kind(c.kind) as i32,
+                method: c.method,
+                actor: c.actor,
+                time: Some(vtask_proto::convert::timestamp_to_proto(c.time)),
+                term: c.term,
+                index: c.index,
+                info: Some(c.info.into()),
+            })
+            .collect();
+        Ok(Response::new(v1::GetTaskHistoryResponse { changes }))
+    }
+
     async fn create_collector_for_tasks(
         &self,
         _request: Request<v1::CreateCollectorForTasksRequest>,
@@ -526,6 +554,14 @@ impl Selector {
             Selector::Filter(filter) => filter.matches(info),
             Selector::All => true,
         }
+    }
+}
+
+fn change_kind(kind: vtask_store::ChangeKind) -> v1::ChangeKind {
+    match kind {
+        vtask_store::ChangeKind::Created => v1::ChangeKind::Created,
+        vtask_store::ChangeKind::Updated => v1::ChangeKind::Updated,
+        vtask_store::ChangeKind::Removed => v1::ChangeKind::Removed,
     }
 }
 
