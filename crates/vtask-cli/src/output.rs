@@ -212,27 +212,6 @@ fn role(status: &v1::StatusResponse) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_renders_utc() {
-        assert_eq!(
-            rfc3339(Timestamp::from_micros(0)),
-            "1970-01-01T00:00:00.000000Z"
-        );
-        assert_eq!(
-            rfc3339(Timestamp::from_micros(1_795_906_345_123_456)),
-            "2026-11-28T22:52:25.123456Z"
-        );
-        assert_eq!(
-            rfc3339(Timestamp::from_micros(951_782_400_000_000)),
-            "2000-02-29T00:00:00.000000Z"
-        );
-    }
-}
-
 /// The changes of one task, oldest first.
 pub fn print_history(format: Format, changes: &[v1::TaskChange]) -> Result<(), crate::Failure> {
     if format == Format::Table {
@@ -283,4 +262,25 @@ pub fn print_history(format: Format, changes: &[v1::TaskChange]) -> Result<(), c
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_renders_utc() {
+        assert_eq!(
+            rfc3339(Timestamp::from_micros(0)),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::from_micros(1_795_906_345_123_456)),
+            "2026-11-28T22:52:25.123456Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::from_micros(951_782_400_000_000)),
+            "2000-02-29T00:00:00.000000Z"
+        );
+    }
 }
