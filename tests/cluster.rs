@@ -775,3 +775,44 @@ async fn a_lapsed_owner_lease_fails_its_task_once() {
         "the failure is not applied twice"
     );
 }
+
+/// The first member loses its data directory and restarts: it must rejoin
+/// the existing cluster (and get the data back), not found a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_lost_its_data_rejoins() {
+    let mut cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
+    let mut keys = Vec::new();
+    for i in 0..5 {
+        keys.push(
+            create(&cluster, 2, "before-wipe", i + 1, "vm-w")
+                .await
+                .unwrap()
+                .key,
+        );
+    }
+    cluster.kill(1);
+    std::fs::remove_dir_all(&cluster.nodes[&1].data_dir).unwrap();
+    cluster.spawn(1).unwrap();
+    let digest = cluster.converged(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(cluster.status(1).await.unwrap().state_digest, digest);
+    for key in &keys {
+        let mut manager = cluster.manager(1).await.unwrap();
+        let stale = GetTaskRequest {
+            key: key.clone(),
+            consistency: ReadConsistency::Stale as i32,
+        };
+        assert_eq!(
+            &manager
+                .get_task(stale)
+                .await
+                .unwrap()
+                .into_inner()
+                .info
+                .unwrap()
+                .key,
+            key
+        );
+    }
+    let next = create(&cluster, 1, "after-wipe", 1, "vm-w").await.unwrap();
+    assert_eq!(next.key, "task-6", "one cluster, one key counter");
+}
