@@ -1,7 +1,11 @@
 //! `vtask watch`: a WatchTasks stream that reconnects (to the next endpoint,
 //! from the last revision it saw) when the node it reads from goes away.
 
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use vtask_model::{State, TaskInfo};
 use vtask_proto::convert::status_to_fault;
@@ -20,6 +24,7 @@ pub async fn run(
     from: u64,
 ) -> Result<u8, Failure> {
     let single = matches!(selector, Selector::Task(_));
+    let mut bars = (format == Format::Table && std::io::stdout().is_terminal()).then(Bars::default);
     let mut next = from;
     let mut endpoint = 0;
     let mut failures = 0;
@@ -63,7 +68,11 @@ pub async fn run(
                     // A CURRENT event is part of a snapshot at its revision;
                     // resuming must replay from the revision after it.
                     next = event.revision + 1;
-                    print_event(format, event.revision, kind, info.as_ref());
+                    match (&mut bars, &info) {
+                        (Some(bars), Some(info)) => bars.show(info),
+                        (Some(_), None) => {}
+                        (None, _) => print_event(format, event.revision, kind, info.as_ref()),
+                    }
                     if let (true, Some(info)) = (single, &info) {
                         match info.state {
                             State::Success => return Ok(0),
@@ -125,5 +134,43 @@ fn print_event(format: Format, revision: u64, kind: ChangeKind, info: Option<&Ta
             }
             None => println!("{revision:>8} {kind_name}"),
         },
+    }
+}
+
+/// A live progress bar per task, for a person at a terminal.
+#[derive(Default)]
+struct Bars {
+    multi: MultiProgress,
+    bars: BTreeMap<vtask_model::TaskKey, ProgressBar>,
+}
+
+impl Bars {
+    fn show(&mut self, info: &TaskInfo) {
+        let multi = &self.multi;
+        let bar = self.bars.entry(info.key).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(100));
+            let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos:>3}% {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(info.key.to_string());
+            bar
+        });
+        bar.set_position(info.progress.unwrap_or(0).clamp(0, 100) as u64);
+        let cancelled = if info.cancelled {
+            " (cancel requested)"
+        } else {
+            ""
+        };
+        let message = match &info.error {
+            Some(error) => format!("{}{cancelled}: {error}", info.state),
+            None => format!("{}{cancelled}", info.state),
+        };
+        if info.state.is_terminal() {
+            // Keep the last reported progress: a task may end below 100%.
+            bar.abandon_with_message(message);
+        } else {
+            bar.set_message(message);
+        }
     }
 }
