@@ -816,3 +816,66 @@ async fn a_member_that_lost_its_data_rejoins() {
     let next = create(&cluster, 1, "after-wipe", 1, "vm-w").await.unwrap();
     assert_eq!(next.key, "task-6", "one cluster, one key counter");
 }
+
+/// Every node serves gRPC server reflection (so `grpcurl` works without
+/// proto files) and the standard health service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_and_health_are_served_by_every_node() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
+    for node in cluster.ids() {
+        let channel = cluster.channel(node).await.unwrap();
+        let mut reflection = ServerReflectionClient::new(channel.clone());
+        let ask = |request| ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        };
+        let requests = tokio_stream::iter([
+            ask(MessageRequest::ListServices(String::new())),
+            ask(MessageRequest::FileContainingSymbol(
+                "vtask.v1.TaskInfo".into(),
+            )),
+        ]);
+        let mut replies = reflection
+            .server_reflection_info(requests)
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(MessageResponse::ListServicesResponse(list)) =
+            replies.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("no service list");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        for service in [
+            "vtask.v1.Task",
+            "vtask.v1.TaskManager",
+            "vtask.v1.Cluster",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(
+                names.iter().any(|n| n == service),
+                "node {node} lists {names:?}"
+            );
+        }
+        let Some(MessageResponse::FileDescriptorResponse(files)) =
+            replies.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("no descriptor for vtask.v1.TaskInfo");
+        };
+        assert!(!files.file_descriptor_proto.is_empty());
+
+        let mut health = HealthClient::new(channel);
+        let check = HealthCheckRequest {
+            service: "vtask.v1.TaskManager".into(),
+        };
+        let status = health.check(check).await.unwrap().into_inner().status;
+        assert_eq!(status, ServingStatus::Serving as i32);
+    }
+}
