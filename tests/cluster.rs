@@ -879,3 +879,72 @@ async fn reflection_and_health_are_served_by_every_node() {
         assert_eq!(status, ServingStatus::Serving as i32);
     }
 }
+
+/// vtask-client: calls keep succeeding through a leader kill (the client
+/// moves to another endpoint and re-sends with the same client id and seq),
+/// and `wait` returns the finished task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_rides_through_a_leader_kill() {
+    let mut cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut endpoints = vec![cluster.nodes[&leader].grpc.clone()];
+    endpoints.extend(
+        cluster
+            .nodes
+            .values()
+            .filter(|n| n.id != leader)
+            .map(|n| n.grpc.clone()),
+    );
+    let client = vtask_client::Client::new(endpoints).user("alice");
+    let args = vtask_model::CreateTask {
+        obj: vtask_model::MoRef::new("VirtualMachine", "vm-c"),
+        task_type_id: "com.example.client".into(),
+        cancelable: true,
+        ..Default::default()
+    };
+    let task = client.create_task(args).await.unwrap();
+    assert_eq!(
+        task.reason,
+        vtask_model::TaskReason::User {
+            user_name: "alice".into()
+        },
+        "D11"
+    );
+    let key = task.key.to_string();
+    client
+        .set_task_state(&key, vtask_model::State::Running, None, None)
+        .await
+        .unwrap();
+    for percent in 1..=30 {
+        if percent == 10 {
+            cluster.kill(leader);
+        }
+        let info = client.update_progress(&key, percent).await.unwrap();
+        assert_eq!(info.progress, Some(percent));
+    }
+    let waiter = {
+        let key = key.clone();
+        let endpoints = client.endpoints().to_vec();
+        tokio::spawn(async move {
+            vtask_client::Client::new(endpoints)
+                .wait(&key, Duration::from_secs(30))
+                .await
+        })
+    };
+    let result = vtask_model::AnyValue::Json("{\"copied\":true}".into());
+    client
+        .set_task_state(&key, vtask_model::State::Success, Some(result), None)
+        .await
+        .unwrap();
+    let done = waiter.await.unwrap().unwrap();
+    assert_eq!(done.state, vtask_model::State::Success);
+    assert_eq!(done.progress, Some(30));
+    let refused = client.update_progress(&key, 31).await.unwrap_err();
+    assert!(
+        matches!(&refused, vtask_client::Error::Fault(f) if f.kind == vtask_model::FaultKind::InvalidState),
+        "{refused:?}"
+    );
+}

@@ -92,8 +92,8 @@ pub async fn run(conn: &Conn, format: Format, args: BenchArgs) -> Result<(), Fai
     let start = Instant::now() + Duration::from_millis(500);
     let mut handles = Vec::new();
     for c in 0..args.clients {
-        let channel = Conn::channel(&conn.endpoints[c % conn.endpoints.len()])?;
-        let id = format!("{}-bench-{c}", conn.client_id);
+        let channel = Conn::channel(&conn.endpoints()[c % conn.endpoints().len()])?;
+        let id = format!("{}-bench-{c}", conn.client_id());
         let args = BenchArgs {
             clients: args.clients,
             duration: args.duration,

@@ -1,7 +1,7 @@
 //! `vtask`: the command line of a vtask cluster.
 //!
-//! Every verb is one gRPC call to any node of the cluster (the node forwards
-//! writes to the leader itself). Exit codes: 0 done, 1 the server answered
+//! Every verb is one gRPC call, through `vtask-client`, to any node of the
+//! cluster (the node forwards writes to the leader itself). Exit codes: 0 done, 1 the server answered
 //! with a vSphere fault, 2 bad usage, 3 no node could answer.
 
 mod bench;
@@ -12,15 +12,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tonic::transport::{Channel, Endpoint};
 use vtask_model::{
-    AnyValue, FaultKind, KeyAnyValue, LocalizableMessage, MethodFault, MoRef, State, TaskInfo,
+    AnyValue, FaultKind, KeyAnyValue, LocalizableMessage, MethodFault, MoRef, State,
 };
-use vtask_proto::convert::{millis_to_duration, status_to_fault};
+use vtask_proto::v1;
 use vtask_proto::v1::cluster_client::ClusterClient;
-use vtask_proto::v1::task_client::TaskClient;
-use vtask_proto::v1::task_manager_client::TaskManagerClient;
-use vtask_proto::v1::{self, RequestHeader};
 
 /// vtask: create, watch and finish vSphere-style tasks on a vtask cluster.
 #[derive(Debug, Parser)]
@@ -267,100 +263,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// The connection to the cluster: tries each endpoint in turn, and retries
-/// for a while with the same client id and sequence number, so a write is
-/// applied at most once however often it is re-sent.
-struct Conn {
-    endpoints: Vec<String>,
-    client_id: String,
-    user: Option<String>,
-}
+/// The connection to the cluster (see `vtask-client`).
+pub type Conn = vtask_client::Client;
 
-/// How long a verb keeps retrying while no node answers.
-const RETRY_FOR: Duration = Duration::from_secs(15);
-
-impl Conn {
-    fn header(&self) -> Option<RequestHeader> {
-        Some(RequestHeader {
-            client_id: self.client_id.clone(),
-            seq: 1,
-        })
-    }
-
-    fn channel(addr: &str) -> Result<Channel, Failure> {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Failure::Usage(format!("endpoint {addr:?}: {e}")))?;
-        Ok(endpoint
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(30))
-            .connect_lazy())
-    }
-
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Some(user) = self.user.as_deref().and_then(|u| u.parse().ok()) {
-            request.metadata_mut().insert("x-vtask-user", user);
-        }
-        request
-    }
-
-    /// Runs `call` against the endpoints until one answers with something
-    /// other than "unavailable".
-    async fn call<T, F, Fut>(&self, call: F) -> Result<T, Failure>
-    where
-        F: Fn(Channel) -> Fut,
-        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
-    {
-        let deadline = tokio::time::Instant::now() + RETRY_FOR;
-        let mut last = String::from("no endpoint given");
-        loop {
-            for addr in &self.endpoints {
-                match call(Conn::channel(addr)?).await {
-                    Ok(value) => return Ok(value),
-                    Err(status) => {
-                        if let Some(fault) = status_to_fault(&status) {
-                            return Err(Failure::Fault(fault));
-                        }
-                        match status.code() {
-                            tonic::Code::Unavailable
-                            | tonic::Code::DeadlineExceeded
-                            | tonic::Code::Unknown => {
-                                last = format!("{addr}: {}", status.message());
-                            }
-                            _ => {
-                                return Err(Failure::Unavailable(format!(
-                                    "{addr}: {}",
-                                    status.message()
-                                )))
-                            }
-                        }
-                    }
-                }
+impl From<vtask_client::Error> for Failure {
+    fn from(error: vtask_client::Error) -> Failure {
+        match error {
+            vtask_client::Error::Fault(fault) => Failure::Fault(fault),
+            vtask_client::Error::BadEndpoint { .. } => Failure::Usage(error.to_string()),
+            vtask_client::Error::Unavailable(_) | vtask_client::Error::Protocol(_) => {
+                Failure::Unavailable(error.to_string())
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Failure::Unavailable(format!(
-                    "no node answered within {RETRY_FOR:?} (last: {last})"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
-
-fn info_of(info: Option<v1::TaskInfo>) -> Result<TaskInfo, Failure> {
-    let info = info.ok_or_else(|| Failure::Unavailable("the server sent no TaskInfo".into()))?;
-    TaskInfo::try_from(info).map_err(Failure::Fault)
 }
 
 async fn run(cli: Cli) -> Result<u8, Failure> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let conn = Conn {
-        endpoints: cli.endpoints.clone(),
-        client_id: format!("vtask-cli-{}-{nanos:x}", std::process::id()),
-        user: cli.user.clone(),
-    };
+    let mut conn = Conn::new(cli.endpoints.clone());
+    if let Some(user) = &cli.user {
+        conn = conn.user(user.clone());
+    }
     let format = cli.output;
     match cli.verb {
         Verb::Create {
@@ -374,9 +296,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             change_tag,
             lease,
         } => {
-            let message = v1::CreateTaskRequest {
-                header: conn.header(),
-                obj: Some(entity.into()),
+            let args = vtask_model::CreateTask {
+                obj: entity,
                 entity_name,
                 task_type_id: type_id,
                 initiated_by,
@@ -384,34 +305,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 parent_task_key: parent,
                 activation_id,
                 change_tag,
-                lease: lease.map(|d| millis_to_duration(d.as_millis() as u64)),
+                lease_millis: lease.map(|d| d.as_millis() as u64),
             };
-            let info = conn
-                .call(|ch| {
-                    let request = conn.request(message.clone());
-                    async move { TaskManagerClient::new(ch).create_task(request).await }
-                })
-                .await?;
-            output::print_task(format, &info_of(info.into_inner().info)?);
+            output::print_task(format, &conn.create_task(args).await?);
         }
-        Verb::Get { key, stale } => {
-            let consistency = if stale {
-                v1::ReadConsistency::Stale
-            } else {
-                v1::ReadConsistency::Linearizable
-            };
-            let message = v1::GetTaskRequest {
-                key,
-                consistency: consistency as i32,
-            };
-            let reply = conn
-                .call(|ch| {
-                    let request = conn.request(message.clone());
-                    async move { TaskManagerClient::new(ch).get_task(request).await }
-                })
-                .await?;
-            output::print_task(format, &info_of(reply.into_inner().info)?);
-        }
+        Verb::Get { key, stale } => output::print_task(format, &conn.get_task(&key, stale).await?),
         Verb::List { state, limit } => {
             let states = state
                 .iter()
@@ -421,61 +319,17 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 state: states,
                 ..Default::default()
             };
-            let message = v1::ListTasksRequest {
-                filter: Some(filter.into()),
-                page_size: limit,
-                page_token: String::new(),
-                consistency: v1::ReadConsistency::Linearizable as i32,
-            };
-            let reply = conn
-                .call(|ch| {
-                    let request = conn.request(message.clone());
-                    async move { TaskManagerClient::new(ch).list_tasks(request).await }
-                })
-                .await?;
-            let tasks = reply
-                .into_inner()
-                .tasks
-                .into_iter()
-                .map(|t| info_of(Some(t)))
-                .collect::<Result<Vec<_>, _>>()?;
+            let (tasks, _) = conn.list_tasks(filter, limit, "").await?;
             output::print_tasks(format, &tasks);
         }
-        Verb::Recent => {
-            let message = v1::RecentTasksRequest {
-                consistency: v1::ReadConsistency::Linearizable as i32,
-            };
-            let reply = conn
-                .call(|ch| {
-                    let request = conn.request(message);
-                    async move { TaskManagerClient::new(ch).recent_tasks(request).await }
-                })
-                .await?;
-            let tasks = reply
-                .into_inner()
-                .tasks
-                .into_iter()
-                .map(|t| info_of(Some(t)))
-                .collect::<Result<Vec<_>, _>>()?;
-            output::print_tasks(format, &tasks);
-        }
-        Verb::History { key } => {
-            let message = v1::GetTaskHistoryRequest {
-                key,
-                consistency: v1::ReadConsistency::Linearizable as i32,
-            };
-            let reply = conn
-                .call(|ch| {
-                    let request = conn.request(message.clone());
-                    async move { TaskManagerClient::new(ch).get_task_history(request).await }
-                })
-                .await?;
-            output::print_history(format, &reply.into_inner().changes)?;
-        }
-        Verb::Start { key } => {
-            let info = set_state(&conn, key, State::Running, None, None).await?;
-            output::print_task(format, &info);
-        }
+        Verb::Recent => output::print_tasks(format, &conn.recent_tasks().await?),
+        Verb::History { key } => output::print_history(format, &conn.task_history(&key).await?)?,
+        Verb::Start { key } => output::print_task(
+            format,
+            &conn
+                .set_task_state(&key, State::Running, None, None)
+                .await?,
+        ),
         Verb::SetState {
             key,
             state,
@@ -485,24 +339,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let state = parse_state(&state)?;
             let result = result.map(AnyValue::Json);
             let fault = fault.map(|f| parse_fault(&f));
-            let info = set_state(&conn, key, state, result, fault).await?;
-            output::print_task(format, &info);
+            output::print_task(
+                format,
+                &conn.set_task_state(&key, state, result, fault).await?,
+            );
         }
         Verb::Progress { key, percent } => {
-            let message = v1::UpdateProgressRequest {
-                header: conn.header(),
-                task: key,
-                percent_done: percent,
-                progress_details: None,
-                api_version: v1::ApiVersion::Current as i32,
-            };
-            let reply = conn
-                .call(|ch| {
-                    let request = conn.request(message.clone());
-                    async move { TaskClient::new(ch).update_progress(request).await }
-                })
-                .await?;
-            output::print_task(format, &info_of(reply.into_inner().info)?);
+            output::print_task(format, &conn.update_progress(&key, percent).await?)
         }
         Verb::Describe {
             key,
@@ -515,44 +358,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 arg: args,
                 message,
             };
-            let message = v1::SetTaskDescriptionRequest {
-                header: conn.header(),
-                task: key,
-                description: Some(description.into()),
-            };
-            let reply = conn
-                .call(|ch| {
-                    let request = conn.request(message.clone());
-                    async move { TaskClient::new(ch).set_task_description(request).await }
-                })
-                .await?;
-            output::print_task(format, &info_of(reply.into_inner().info)?);
+            output::print_task(format, &conn.set_task_description(&key, description).await?);
         }
-        Verb::Cancel { key } => {
-            let message = v1::CancelTaskRequest {
-                header: conn.header(),
-                task: key,
-            };
-            let reply = conn
-                .call(|ch| {
-                    let request = conn.request(message.clone());
-                    async move { TaskClient::new(ch).cancel_task(request).await }
-                })
-                .await?;
-            output::print_task(format, &info_of(reply.into_inner().info)?);
-        }
+        Verb::Cancel { key } => output::print_task(format, &conn.cancel_task(&key).await?),
         Verb::Wait { key, timeout } => {
-            let message = v1::WaitTaskRequest {
-                key,
-                timeout: Some(millis_to_duration(timeout.as_millis() as u64)),
-            };
-            let reply = conn
-                .call(|ch| {
-                    let request = conn.request(message.clone());
-                    async move { TaskManagerClient::new(ch).wait_task(request).await }
-                })
-                .await?;
-            let info = info_of(reply.into_inner().info)?;
+            let info = conn.wait(&key, timeout).await?;
             output::print_task(format, &info);
             return Ok(match info.state {
                 State::Success => 0,
@@ -595,7 +405,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             verb: ClusterVerb::Status,
         } => {
             let mut statuses = Vec::new();
-            for addr in &conn.endpoints {
+            for addr in conn.endpoints() {
                 let mut client = ClusterClient::new(Conn::channel(addr)?);
                 let status = client
                     .status(v1::StatusRequest {})
@@ -610,29 +420,6 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
     }
     Ok(0)
-}
-
-async fn set_state(
-    conn: &Conn,
-    key: String,
-    state: State,
-    result: Option<AnyValue>,
-    fault: Option<MethodFault>,
-) -> Result<TaskInfo, Failure> {
-    let message = v1::SetTaskStateRequest {
-        header: conn.header(),
-        task: key,
-        state: v1::TaskInfoState::from(state) as i32,
-        result: result.map(Into::into),
-        fault: fault.map(Into::into),
-    };
-    let reply = conn
-        .call(|ch| {
-            let request = conn.request(message.clone());
-            async move { TaskClient::new(ch).set_task_state(request).await }
-        })
-        .await?;
-    info_of(reply.into_inner().info)
 }
 
 /// `TYPE[:MESSAGE]`, where TYPE is a vSphere fault name.

@@ -29,7 +29,7 @@ pub async fn run(
     let mut endpoint = 0;
     let mut failures = 0;
     loop {
-        let addr = &conn.endpoints[endpoint % conn.endpoints.len()];
+        let addr = &conn.endpoints()[endpoint % conn.endpoints().len()];
         let request = v1::WatchTasksRequest {
             selector: Some(selector.clone()),
             start_revision: next,

@@ -1,0 +1,373 @@
+//! `vtask-client`: talk to a vtask cluster from Rust.
+//!
+//! A [`Client`] knows several endpoints. Every node accepts every call (a
+//! follower forwards writes to the leader), so the client simply tries the
+//! endpoints in turn while they answer `UNAVAILABLE` or do not answer at all.
+//! Each mutating call gets one sequence number, and every retry of that call
+//! re-sends the same client id and number: the cluster answers a retry with
+//! the first reply and never applies it twice (D27).
+//!
+//! A vSphere fault comes back as [`Error::Fault`] with the typed
+//! [`MethodFault`]; transport trouble that outlasts the retry window is
+//! [`Error::Unavailable`].
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use vtask_model::{
+    AnyValue, CreateTask, LocalizableMessage, MethodFault, State, TaskFilterSpec, TaskInfo,
+};
+use vtask_proto::convert::{millis_to_duration, status_to_fault};
+use vtask_proto::v1::task_client::TaskClient;
+use vtask_proto::v1::task_manager_client::TaskManagerClient;
+use vtask_proto::v1::{self, RequestHeader};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cluster refused the call with a vSphere fault (InvalidState, ...).
+    #[error("{0}")]
+    Fault(MethodFault),
+    /// No endpoint answered within the retry window. For a write, the
+    /// outcome is unknown; retrying it through the same client is safe.
+    #[error("{0}")]
+    Unavailable(String),
+    /// An endpoint is not a usable address.
+    #[error("endpoint {endpoint:?}: {message}")]
+    BadEndpoint { endpoint: String, message: String },
+    /// The server sent something this client cannot read.
+    #[error("unreadable reply: {0}")]
+    Protocol(String),
+}
+
+/// How long a call keeps trying while no node answers.
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// A connection to a cluster, cheap to share between tasks.
+pub struct Client {
+    endpoints: Vec<String>,
+    client_id: String,
+    next_seq: AtomicU64,
+    user: Option<String>,
+    retry_for: Duration,
+}
+
+impl Client {
+    /// A client of the nodes at `endpoints` (`HOST:PORT`), with a fresh client id.
+    pub fn new(endpoints: Vec<String>) -> Client {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Client::with_id(
+            endpoints,
+            format!("vtask-client-{}-{nanos:x}", std::process::id()),
+        )
+    }
+
+    /// A client that resumes an earlier identity, e.g. after a restart, so
+    /// that its retries are still recognised.
+    pub fn with_id(endpoints: Vec<String>, client_id: String) -> Client {
+        Client {
+            endpoints,
+            client_id,
+            next_seq: AtomicU64::new(1),
+            user: None,
+            retry_for: DEFAULT_RETRY_FOR,
+        }
+    }
+
+    /// Names the caller (the `x-vtask-user` metadata) while the cluster runs
+    /// without authentication.
+    pub fn user(mut self, user: impl Into<String>) -> Client {
+        self.user = Some(user.into());
+        self
+    }
+
+    pub fn retry_for(mut self, window: Duration) -> Client {
+        self.retry_for = window;
+        self
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// A header with the next sequence number: one per logical call.
+    pub fn next_header(&self) -> RequestHeader {
+        RequestHeader {
+            client_id: self.client_id.clone(),
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// A lazily connected channel to `addr`.
+    pub fn channel(addr: &str) -> Result<Channel, Error> {
+        let endpoint =
+            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::BadEndpoint {
+                endpoint: addr.into(),
+                message: e.to_string(),
+            })?;
+        Ok(endpoint
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(30))
+            .connect_lazy())
+    }
+
+    /// Wraps a message in a request with this client's metadata.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(user) = self.user.as_deref().and_then(|u| u.parse().ok()) {
+            request.metadata_mut().insert("x-vtask-user", user);
+        }
+        request
+    }
+
+    /// Runs `call` against the endpoints in turn until one answers with
+    /// something other than "unavailable", for at most the retry window.
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.retry_for;
+        let mut last = String::from("no endpoint given");
+        loop {
+            for addr in &self.endpoints {
+                match call(Client::channel(addr)?).await {
+                    Ok(value) => return Ok(value),
+                    Err(status) => {
+                        if let Some(fault) = status_to_fault(&status) {
+                            return Err(Error::Fault(fault));
+                        }
+                        match status.code() {
+                            tonic::Code::Unavailable
+                            | tonic::Code::DeadlineExceeded
+                            | tonic::Code::Unknown => {
+                                last = format!("{addr}: {}", status.message());
+                            }
+                            _ => {
+                                return Err(Error::Unavailable(format!(
+                                    "{addr}: {}",
+                                    status.message()
+                                )))
+                            }
+                        }
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Unavailable(format!(
+                    "no node answered within {:?} (last: {last})",
+                    self.retry_for
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `TaskManager.CreateTask`: the new task.
+    pub async fn create_task(&self, args: CreateTask) -> Result<TaskInfo, Error> {
+        let mut message = v1::CreateTaskRequest::from(args);
+        message.header = Some(self.next_header());
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskManagerClient::new(ch).create_task(request).await }
+            })
+            .await?;
+        info(reply.into_inner().info)
+    }
+
+    /// `TaskManager.GetTask`, linearizable unless `stale`.
+    pub async fn get_task(&self, key: &str, stale: bool) -> Result<TaskInfo, Error> {
+        let consistency = if stale {
+            v1::ReadConsistency::Stale
+        } else {
+            v1::ReadConsistency::Linearizable
+        };
+        let message = v1::GetTaskRequest {
+            key: key.into(),
+            consistency: consistency as i32,
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskManagerClient::new(ch).get_task(request).await }
+            })
+            .await?;
+        info(reply.into_inner().info)
+    }
+
+    /// `Task.UpdateProgress`.
+    pub async fn update_progress(&self, key: &str, percent_done: i32) -> Result<TaskInfo, Error> {
+        let message = v1::UpdateProgressRequest {
+            header: Some(self.next_header()),
+            task: key.into(),
+            percent_done,
+            progress_details: None,
+            api_version: v1::ApiVersion::Current as i32,
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskClient::new(ch).update_progress(request).await }
+            })
+            .await?;
+        info(reply.into_inner().info)
+    }
+
+    /// `Task.SetTaskState`.
+    pub async fn set_task_state(
+        &self,
+        key: &str,
+        state: State,
+        result: Option<AnyValue>,
+        fault: Option<MethodFault>,
+    ) -> Result<TaskInfo, Error> {
+        let message = v1::SetTaskStateRequest {
+            header: Some(self.next_header()),
+            task: key.into(),
+            state: v1::TaskInfoState::from(state) as i32,
+            result: result.map(Into::into),
+            fault: fault.map(Into::into),
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskClient::new(ch).set_task_state(request).await }
+            })
+            .await?;
+        info(reply.into_inner().info)
+    }
+
+    /// `Task.SetTaskDescription`.
+    pub async fn set_task_description(
+        &self,
+        key: &str,
+        description: LocalizableMessage,
+    ) -> Result<TaskInfo, Error> {
+        let message = v1::SetTaskDescriptionRequest {
+            header: Some(self.next_header()),
+            task: key.into(),
+            description: Some(description.into()),
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskClient::new(ch).set_task_description(request).await }
+            })
+            .await?;
+        info(reply.into_inner().info)
+    }
+
+    /// `Task.CancelTask`.
+    pub async fn cancel_task(&self, key: &str) -> Result<TaskInfo, Error> {
+        let message = v1::CancelTaskRequest {
+            header: Some(self.next_header()),
+            task: key.into(),
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskClient::new(ch).cancel_task(request).await }
+            })
+            .await?;
+        info(reply.into_inner().info)
+    }
+
+    /// Waits until the task ends or `timeout` passes; the task as it is then.
+    /// Resumes on another node if the one it waits on goes away.
+    pub async fn wait(&self, key: &str, timeout: Duration) -> Result<TaskInfo, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = v1::WaitTaskRequest {
+                key: key.into(),
+                timeout: Some(millis_to_duration(left.as_millis() as u64)),
+            };
+            let reply = self
+                .call(|ch| {
+                    let request = self.request(message.clone());
+                    async move { TaskManagerClient::new(ch).wait_task(request).await }
+                })
+                .await?;
+            let task = info(reply.into_inner().info)?;
+            if task.state.is_terminal() || tokio::time::Instant::now() >= deadline {
+                return Ok(task);
+            }
+        }
+    }
+
+    /// `TaskManager.ListTasks`, one page: the tasks and the next page token.
+    pub async fn list_tasks(
+        &self,
+        filter: TaskFilterSpec,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<(Vec<TaskInfo>, String), Error> {
+        let message = v1::ListTasksRequest {
+            filter: Some(filter.into()),
+            page_size,
+            page_token: page_token.into(),
+            consistency: v1::ReadConsistency::Linearizable as i32,
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskManagerClient::new(ch).list_tasks(request).await }
+            })
+            .await?
+            .into_inner();
+        let tasks = reply
+            .tasks
+            .into_iter()
+            .map(|t| info(Some(t)))
+            .collect::<Result<_, _>>()?;
+        Ok((tasks, reply.next_page_token))
+    }
+
+    /// `TaskManager.RecentTasks` (D17).
+    pub async fn recent_tasks(&self) -> Result<Vec<TaskInfo>, Error> {
+        let message = v1::RecentTasksRequest {
+            consistency: v1::ReadConsistency::Linearizable as i32,
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message);
+                async move { TaskManagerClient::new(ch).recent_tasks(request).await }
+            })
+            .await?;
+        reply
+            .into_inner()
+            .tasks
+            .into_iter()
+            .map(|t| info(Some(t)))
+            .collect()
+    }
+
+    /// `TaskManager.GetTaskHistory` (D23), in wire form.
+    pub async fn task_history(&self, key: &str) -> Result<Vec<v1::TaskChange>, Error> {
+        let message = v1::GetTaskHistoryRequest {
+            key: key.into(),
+            consistency: v1::ReadConsistency::Linearizable as i32,
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskManagerClient::new(ch).get_task_history(request).await }
+            })
+            .await?;
+        Ok(reply.into_inner().changes)
+    }
+}
+
+fn info(info: Option<v1::TaskInfo>) -> Result<TaskInfo, Error> {
+    let info = info.ok_or_else(|| Error::Protocol("the server sent no TaskInfo".into()))?;
+    TaskInfo::try_from(info).map_err(|fault| Error::Protocol(fault.to_string()))
+}
