@@ -110,7 +110,7 @@ impl Cluster {
         for id in cluster.ids() {
             cluster.spawn(id)?;
         }
-        cluster.wait_for_leader(Duration::from_secs(20)).await?;
+        cluster.wait_ready(Duration::from_secs(20)).await?;
         Ok(cluster)
     }
 
@@ -213,6 +213,28 @@ impl Cluster {
     pub async fn status(&self, id: u64) -> anyhow::Result<StatusResponse> {
         let mut client = ClusterClient::new(self.channel(id).await?);
         Ok(client.status(StatusRequest {}).await?.into_inner())
+    }
+
+    /// Waits until every running node serves gRPC and knows the leader.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        self.wait_for_leader(timeout).await?;
+        loop {
+            let mut ready = true;
+            for id in self.running() {
+                ready &= self.status(id).await.is_ok_and(|s| s.leader_id.is_some());
+            }
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "not every node was ready within {timeout:?}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until a running node reports itself leader; returns its id.

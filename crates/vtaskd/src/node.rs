@@ -135,6 +135,19 @@ impl Node {
             tracing::info!("cluster already initialized; rejoining");
             return Ok(());
         }
+        // An empty store on the first member is a new cluster only if no
+        // peer has seen one. A member that lost its data directory must wait
+        // for the leader to replicate to it: initializing again would start a
+        // second history that a lagging peer could follow, losing committed
+        // entries (tests/cluster.rs: a_member_that_lost_its_data_rejoins).
+        if let Some((peer, term)) = self.initialized_peer().await {
+            tracing::warn!(
+                peer,
+                term,
+                "this node has no Raft state but the cluster exists; waiting for the leader to replicate to it"
+            );
+            return Ok(());
+        }
         let members: BTreeMap<NodeId, BasicNode> = self
             .members
             .iter()
@@ -148,6 +161,25 @@ impl Node {
             Err(e) => return Err(e).context("initializing the cluster"),
         }
         Ok(())
+    }
+
+    /// A peer that reports a Raft term, i.e. belongs to an initialized cluster.
+    async fn initialized_peer(&self) -> Option<(NodeId, u64)> {
+        for (&id, addr) in self.members.iter().filter(|(&id, _)| id != self.id) {
+            let Ok(channel) = self.network.channel(id, addr) else {
+                continue;
+            };
+            let mut request = tonic::Request::new(vtask_proto::v1::StatusRequest {});
+            request.set_timeout(Duration::from_secs(1));
+            let client = vtask_proto::v1::cluster_client::ClusterClient::new(channel);
+            if let Ok(status) = client.clone().status(request).await {
+                let status = status.into_inner();
+                if status.term > 0 {
+                    return Some((id, status.term));
+                }
+            }
+        }
+        None
     }
 
     /// A client identity for a request that came without one, so that this
