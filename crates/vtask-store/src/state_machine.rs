@@ -528,24 +528,14 @@ impl ReadView {
         limit: usize,
         filter: &TaskFilterSpec,
     ) -> Result<Vec<Task>, StoreError> {
-        let cf = self.store.cf(CF_TASKS);
         let from = u64_key(after.saturating_add(1));
-        let mut out = Vec::new();
-        for item in self
-            .store
-            .db
-            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
-        {
-            let (_, value) = item.map_err(|e| self.store.rocks(e))?;
-            let task: Task = decode(CF_TASKS, &value)?;
-            if filter.matches(&task.info) {
-                out.push(task);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        let tasks = self.store.db.iterator_cf(
+            self.store.cf(CF_TASKS),
+            IteratorMode::From(&from, Direction::Forward),
+        );
+        collect_tasks(&self.store, tasks, limit, |task| {
+            filter.matches(&task.info).then_some(task)
+        })
     }
 
     /// The tasks that `selected` picks and the revision they are current
@@ -562,35 +552,24 @@ impl ReadView {
             Some(bytes) => decode(CF_SM_META, &bytes)?,
             None => 0,
         };
-        let mut out = Vec::new();
-        for item in view.iterator_cf(self.store.cf(CF_TASKS), IteratorMode::Start) {
-            let (_, value) = item.map_err(|e| self.store.rocks(e))?;
-            let task: Task = decode(CF_TASKS, &value)?;
-            if selected(&task.info) {
-                out.push(task.info);
-            }
-        }
-        Ok((revision, out))
+        let tasks = view.iterator_cf(self.store.cf(CF_TASKS), IteratorMode::Start);
+        let selected = collect_tasks(&self.store, tasks, usize::MAX, |task| {
+            selected(&task.info).then_some(task.info)
+        })?;
+        Ok((revision, selected))
     }
 
     /// The unfinished tasks whose owner lease ran out at or before `now` (D26).
     /// Each comes with the lease's time to live in milliseconds.
     pub fn lapsed_leases(&self, now: Timestamp) -> Result<Vec<(TaskKey, u64)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self
+        let tasks = self
             .store
             .db
-            .iterator_cf(self.store.cf(CF_TASKS), IteratorMode::Start)
-        {
-            let (_, value) = item.map_err(|e| self.store.rocks(e))?;
-            let task: Task = decode(CF_TASKS, &value)?;
-            if let Some(lease) = task.lease.as_ref().filter(|l| l.expires_at <= now) {
-                if !task.info.state.is_terminal() {
-                    out.push((task.info.key, lease.ttl_millis));
-                }
-            }
-        }
-        Ok(out)
+            .iterator_cf(self.store.cf(CF_TASKS), IteratorMode::Start);
+        collect_tasks(&self.store, tasks, usize::MAX, |task| {
+            let lease = task.lease.filter(|l| l.expires_at <= now)?;
+            (!task.info.state.is_terminal()).then_some((task.info.key, lease.ttl_millis))
+        })
     }
 
     /// Changes with revision greater than `after`, oldest first, at most `limit`.
@@ -638,6 +617,26 @@ impl ReadView {
     pub fn digest(&self) -> Result<(u64, String), StoreError> {
         state_digest(&self.store)
     }
+}
+
+/// Decodes the tasks `items` yields and keeps what `keep` returns, at most `limit`.
+fn collect_tasks<T>(
+    store: &Store,
+    items: impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>>,
+    limit: usize,
+    mut keep: impl FnMut(Task) -> Option<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for item in items {
+        let (_, value) = item.map_err(|e| store.rocks(e))?;
+        if let Some(kept) = keep(decode(CF_TASKS, &value)?) {
+            out.push(kept);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The SHA-256 over every state column family (name, then each key and value
