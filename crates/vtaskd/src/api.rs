@@ -62,6 +62,16 @@ fn store_status(error: vtask_store::StoreError) -> Status {
     Status::internal(format!("reading the store: {error}"))
 }
 
+/// Runs a store read on the blocking pool, off the async worker threads.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, vtask_store::StoreError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(store_status)
+}
+
 fn fault_status(fault: MethodFault) -> Status {
     fault_to_status(&fault)
 }
@@ -330,10 +340,7 @@ impl task_manager_server::TaskManager for Api {
         self.before_read(consistency(request.consistency)?).await?;
         let read = self.node.read.clone();
         let revision = read.applied().revision;
-        let tasks = tokio::task::spawn_blocking(move || read.scan(after, page_size + 1, &filter))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(store_status)?;
+        let tasks = blocking(move || read.scan(after, page_size + 1, &filter)).await?;
         let more = tasks.len() > page_size;
         let tasks: Vec<Task> = tasks.into_iter().take(page_size).collect();
         let next_page_token = match (more, tasks.last()) {
@@ -356,19 +363,15 @@ impl task_manager_server::TaskManager for Api {
     ) -> Result<Response<v1::RecentTasksResponse>, Status> {
         let request = request.into_inner();
         self.before_read(consistency(request.consistency)?).await?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
+        let now = crate::proposer::wall_clock().as_micros();
         let cutoff = vtask_model::Timestamp::from_micros(now - RECENT_WINDOW.as_micros() as i64);
         let read = self.node.read.clone();
-        let (revision, tasks) = tokio::task::spawn_blocking(move || {
+        let (revision, tasks) = blocking(move || {
             read.current(|info| {
                 !info.state.is_terminal() || info.complete_time.is_some_and(|t| t >= cutoff)
             })
         })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(store_status)?;
+        .await?;
         let (mut done, mut tasks): (Vec<TaskInfo>, Vec<TaskInfo>) =
             tasks.into_iter().partition(|info| info.state.is_terminal());
         done.sort_by_key(|info| std::cmp::Reverse(info.complete_time));
@@ -463,10 +466,7 @@ impl task_manager_server::TaskManager for Api {
         self.before_read(consistency(request.consistency)?).await?;
         let key = self.lookup(&request.key)?.info.key;
         let read = self.node.read.clone();
-        let history = tokio::task::spawn_blocking(move || read.history(key))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(store_status)?;
+        let history = blocking(move || read.history(key)).await?;
         let changes = history
             .into_iter()
             .map(|c| v1::TaskChange {
@@ -623,19 +623,12 @@ async fn watch(
     loop {
         let changes = {
             let read = read.clone();
-            tokio::task::spawn_blocking(move || {
-                read.changes_since(next.saturating_sub(1), WATCH_PAGE)
-            })
-            .await
+            blocking(move || read.changes_since(next.saturating_sub(1), WATCH_PAGE)).await
         };
         let changes = match changes {
-            Ok(Ok(changes)) => changes,
-            Ok(Err(e)) => {
-                let _ = tx.send(Err(store_status(e))).await;
-                return;
-            }
-            Err(e) => {
-                let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+            Ok(changes) => changes,
+            Err(status) => {
+                let _ = tx.send(Err(status)).await;
                 return;
             }
         };
@@ -678,10 +671,7 @@ impl cluster_server::Cluster for Api {
     ) -> Result<Response<v1::StatusResponse>, Status> {
         let metrics = self.node.raft.metrics().borrow().clone();
         let read = self.node.read.clone();
-        let (applied_index, state_digest) = tokio::task::spawn_blocking(move || read.digest())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(store_status)?;
+        let (applied_index, state_digest) = blocking(move || read.digest()).await?;
         let role_of = |id: u64| -> v1::Role {
             if id == self.node.id {
                 match metrics.state {

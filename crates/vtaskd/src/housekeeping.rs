@@ -9,10 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use vtask_model::{Caller, Command, Timestamp};
+use vtask_model::{Caller, Command};
 use vtask_store::Request;
 
 use crate::node::Node;
+use crate::proposer::wall_clock;
 
 /// How often the leader looks for lapsed leases.
 const LEASE_SCAN: Duration = Duration::from_millis(500);
@@ -37,13 +38,9 @@ pub fn start(node: Node) {
 }
 
 async fn lapse_leases(node: &Node, leading_for: Duration) -> anyhow::Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+    let now = wall_clock();
     let read = node.read.clone();
-    let lapsed =
-        tokio::task::spawn_blocking(move || read.lapsed_leases(Timestamp::from_micros(now)))
-            .await??;
+    let lapsed = tokio::task::spawn_blocking(move || read.lapsed_leases(now)).await??;
     for (key, ttl_millis) in lapsed {
         if leading_for < Duration::from_millis(ttl_millis) {
             continue;

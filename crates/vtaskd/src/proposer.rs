@@ -154,10 +154,17 @@ struct LeaderClock {
 
 impl LeaderClock {
     fn now(&self) -> Timestamp {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let wall = wall_clock().as_micros();
         let previous = self.last.fetch_max(wall, Ordering::SeqCst);
         Timestamp::from_micros(wall.max(previous))
     }
+}
+
+/// This node's wall clock. Only the proposer (stamping entries) and reads
+/// that need "now" call it; apply never does.
+pub fn wall_clock() -> Timestamp {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    Timestamp::from_micros(micros)
 }
