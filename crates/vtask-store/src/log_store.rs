@@ -201,14 +201,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 }
 
 /// The thread that fsyncs the WAL for appends and then acknowledges them.
+///
+/// Dropping the last `LogStore` stops the thread and waits for it, so that
+/// its handle on the database is gone before the caller goes on: RocksDB
+/// must not still be open in a thread while the process exits.
 struct Syncer {
-    queue: std::sync::Mutex<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    queue: std::sync::Mutex<Option<mpsc::Sender<LogFlushed<TypeConfig>>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Syncer {
     fn start(store: Store) -> Syncer {
         let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("raft-log-sync".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
@@ -230,7 +235,8 @@ impl Syncer {
             })
             .expect("spawn the raft-log-sync thread");
         Syncer {
-            queue: std::sync::Mutex::new(tx),
+            queue: std::sync::Mutex::new(Some(tx)),
+            thread: Some(thread),
         }
     }
 
@@ -239,10 +245,30 @@ impl Syncer {
             .queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Err(mpsc::SendError(callback)) = queue.send(callback) {
+        let sent = match queue.as_ref() {
+            Some(queue) => queue.send(callback),
+            None => Err(mpsc::SendError(callback)),
+        };
+        if let Err(mpsc::SendError(callback)) = sent {
             callback.log_io_completed(Err(std::io::Error::other(
                 "the raft-log-sync thread has stopped",
             )));
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has acknowledged
+        // everything queued.
+        drop(
+            self.queue
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
