@@ -3,6 +3,7 @@
 //! and D1–D28. No I/O, no clock: everything comes from the arguments, so every
 //! replica computes the same result.
 
+use crate::collector::{self, Use};
 use crate::command::{
     ApiVersion, Applied, Caller, Change, Command, Counters, CreateTask, EntryContext, OwnerLease,
     Privilege, Reply, Task, TaskTable,
@@ -66,19 +67,79 @@ pub fn apply(
             tasks,
             completed_before,
         } => expire_tasks(table, caller, tasks, *completed_before, ctx),
+        Command::CreateCollector {
+            filter,
+            max_per_owner,
+        } => collector::create(table, caller, filter, *max_per_owner, ctx.time).map(
+            |(reply, changes, counters)| Done {
+                reply,
+                changes,
+                counters: Some(counters),
+            },
+        ),
+        Command::ReadNextTasks {
+            collector,
+            max_count,
+        } => use_collector(table, caller, collector, Use::ReadNext(*max_count), ctx),
+        Command::ReadPreviousTasks {
+            collector,
+            max_count,
+        } => use_collector(table, caller, collector, Use::ReadPrevious(*max_count), ctx),
+        Command::RewindCollector { collector } => {
+            use_collector(table, caller, collector, Use::Rewind, ctx)
+        }
+        Command::ResetCollector { collector } => {
+            use_collector(table, caller, collector, Use::Reset, ctx)
+        }
+        Command::SetCollectorPageSize {
+            collector,
+            max_count,
+        } => use_collector(table, caller, collector, Use::SetPageSize(*max_count), ctx),
+        Command::DestroyCollector { collector } => {
+            use_collector(table, caller, collector, Use::Destroy, ctx)
+        }
+        Command::ExpireCollectors { idle_millis } => {
+            system_only(caller, "ExpireCollectors").map(|()| {
+                let (reply, changes) = collector::expire(table, *idle_millis, ctx.time);
+                Done {
+                    reply,
+                    changes,
+                    counters: None,
+                }
+            })
+        }
     };
     match result {
-        Ok(done) => Applied {
-            outcome: Ok(done.reply),
-            changes: done.changes,
-            counters: done.counters.unwrap_or(counters),
-        },
+        Ok(mut done) => {
+            // D21: collector pages follow task creations and state changes.
+            let pages = collector::refresh_pages(table, &done.changes);
+            done.changes.extend(pages);
+            Applied {
+                outcome: Ok(done.reply),
+                changes: done.changes,
+                counters: done.counters.unwrap_or(counters),
+            }
+        }
         Err(fault) => Applied {
             outcome: Err(fault),
             changes: Vec::new(),
             counters,
         },
     }
+}
+
+fn use_collector(
+    table: &impl TaskTable,
+    caller: &Caller,
+    name: &str,
+    what: Use,
+    ctx: &EntryContext,
+) -> Result<Done, MethodFault> {
+    collector::use_collector(table, caller, name, what, ctx.time).map(|(reply, changes)| Done {
+        reply,
+        changes,
+        counters: None,
+    })
 }
 
 struct Done {
@@ -266,6 +327,7 @@ fn create_task(
         counters: Some(Counters {
             last_task: number,
             last_event_chain: chain,
+            ..counters
         }),
     })
 }

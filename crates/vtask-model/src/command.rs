@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::collector::{Collector, CollectorId};
+use crate::filter::TaskFilterSpec;
 use crate::types::{
     AnyValue, KeyAnyValue, LocalizableMessage, MethodFault, MoRef, State, TaskInfo, TaskKey,
     Timestamp,
@@ -59,6 +61,48 @@ pub enum Command {
         tasks: Vec<TaskKey>,
         completed_before: Timestamp,
     },
+    /// `TaskManager.CreateCollectorForTasks` (spec §7.3). The receiving node
+    /// fills in its configured per-principal limit (D18), so every replica
+    /// checks the same number.
+    #[serde(rename_all = "camelCase")]
+    CreateCollector {
+        filter: TaskFilterSpec,
+        max_per_owner: u32,
+    },
+    /// `ReadNextTasks`: moves the cursor, so it is a log entry like any write.
+    #[serde(rename_all = "camelCase")]
+    ReadNextTasks {
+        collector: String,
+        max_count: i32,
+    },
+    #[serde(rename_all = "camelCase")]
+    ReadPreviousTasks {
+        collector: String,
+        max_count: i32,
+    },
+    #[serde(rename_all = "camelCase")]
+    RewindCollector {
+        collector: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ResetCollector {
+        collector: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    SetCollectorPageSize {
+        collector: String,
+        max_count: i32,
+    },
+    #[serde(rename_all = "camelCase")]
+    DestroyCollector {
+        collector: String,
+    },
+    /// D24: proposed by the leader; destroys collectors idle for longer than
+    /// `idle_millis` before the entry's time.
+    #[serde(rename_all = "camelCase")]
+    ExpireCollectors {
+        idle_millis: u64,
+    },
 }
 
 impl Command {
@@ -70,7 +114,7 @@ impl Command {
             | Command::SetTaskState { task, .. }
             | Command::SetTaskDescription { task, .. }
             | Command::LapseLease { task } => Some(task),
-            Command::CreateTask(_) | Command::ExpireTasks { .. } => None,
+            _ => None,
         }
     }
 
@@ -84,6 +128,14 @@ impl Command {
             Command::SetTaskDescription { .. } => "SetTaskDescription",
             Command::LapseLease { .. } => "LapseLease",
             Command::ExpireTasks { .. } => "ExpireTasks",
+            Command::CreateCollector { .. } => "CreateCollectorForTasks",
+            Command::ReadNextTasks { .. } => "ReadNextTasks",
+            Command::ReadPreviousTasks { .. } => "ReadPreviousTasks",
+            Command::RewindCollector { .. } => "RewindCollector",
+            Command::ResetCollector { .. } => "ResetCollector",
+            Command::SetCollectorPageSize { .. } => "SetCollectorPageSize",
+            Command::DestroyCollector { .. } => "DestroyCollector",
+            Command::ExpireCollectors { .. } => "ExpireCollectors",
         }
     }
 }
@@ -254,6 +306,9 @@ pub struct Counters {
     pub last_task: u64,
     /// The newest event chain id handed out (D23).
     pub last_event_chain: i32,
+    /// The number of the newest collector ever created (D24).
+    #[serde(default)]
+    pub last_collector: u64,
 }
 
 /// Read access to the state that apply needs. The store implements it over
@@ -262,15 +317,29 @@ pub struct Counters {
 pub trait TaskTable {
     fn task(&self, key: TaskKey) -> Option<Task>;
     fn counters(&self) -> Counters;
+    /// Visits the tasks numbered from `from` on (inclusive), upwards when
+    /// `ascending`, else downwards, until `visit` returns false.
+    fn scan(&self, from: TaskKey, ascending: bool, visit: &mut dyn FnMut(&Task) -> bool);
+    fn collector(&self, id: CollectorId) -> Option<Collector>;
+    /// Every collector, in id order.
+    fn collectors(&self) -> Vec<Collector>;
 }
 
 /// One change to the task table.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
     /// A task was created (`before` is `None`) or changed.
-    Put { before: Option<Task>, after: Task },
+    Put {
+        before: Option<Task>,
+        after: Task,
+    },
     /// A task was removed by retention (D16).
-    Remove { task: Task },
+    Remove {
+        task: Task,
+    },
+    /// A collector was created or changed (D24).
+    PutCollector(Collector),
+    RemoveCollector(CollectorId),
 }
 
 /// What a command returns to its caller.
@@ -281,13 +350,25 @@ pub enum Reply {
     Task { info: TaskInfo },
     /// The tasks that retention removed.
     Expired { tasks: Vec<TaskKey> },
+    /// A new collector and its first latest page (newest first).
+    #[serde(rename_all = "camelCase")]
+    Collector {
+        collector: CollectorId,
+        latest_page: Vec<TaskInfo>,
+    },
+    /// Tasks a collector read, or its rebuilt latest page.
+    Tasks { tasks: Vec<TaskInfo> },
+    /// The collectors that idle expiry destroyed.
+    CollectorsExpired { collectors: Vec<CollectorId> },
+    /// A command that returns nothing.
+    Done,
 }
 
 impl Reply {
     pub fn info(&self) -> Option<&TaskInfo> {
         match self {
             Reply::Task { info } => Some(info),
-            Reply::Expired { .. } => None,
+            _ => None,
         }
     }
 }

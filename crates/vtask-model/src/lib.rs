@@ -11,6 +11,7 @@
 //! `cargo tree -p vtask-model` shows serde, serde_json and thiserror only.
 
 mod apply;
+mod collector;
 mod command;
 mod filter;
 mod memtable;
@@ -18,6 +19,10 @@ mod types;
 pub mod validate;
 
 pub use apply::{apply, lookup, MAX_LEASE_MILLIS, MIN_LEASE_MILLIS, MIN_RETENTION_MILLIS};
+pub use collector::{
+    lookup_collector, Collector, CollectorId, COLLECTOR_TYPE, DEFAULT_COLLECTOR_IDLE_MILLIS,
+    DEFAULT_MAX_COLLECTORS, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+};
 pub use command::{
     ApiVersion, Applied, Caller, Change, Command, Counters, CreateTask, EntryContext, Outcome,
     OwnerLease, Privilege, Privileges, Reply, Task, TaskTable,

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 
 use crate::apply::apply;
+use crate::collector::{Collector, CollectorId};
 use crate::command::{Caller, Change, Command, Counters, EntryContext, Outcome, Task, TaskTable};
 use crate::types::TaskKey;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MemTable {
     tasks: BTreeMap<TaskKey, Task>,
+    collectors: BTreeMap<CollectorId, Collector>,
     counters: Counters,
 }
 
@@ -35,6 +37,12 @@ impl MemTable {
                 Change::Remove { task } => {
                     self.tasks.remove(&task.info.key);
                 }
+                Change::PutCollector(collector) => {
+                    self.collectors.insert(collector.id, collector);
+                }
+                Change::RemoveCollector(id) => {
+                    self.collectors.remove(&id);
+                }
             }
         }
         self.counters = counters;
@@ -56,5 +64,29 @@ impl TaskTable for MemTable {
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    fn scan(&self, from: TaskKey, ascending: bool, visit: &mut dyn FnMut(&Task) -> bool) {
+        if ascending {
+            for task in self.tasks.range(from..).map(|(_, t)| t) {
+                if !visit(task) {
+                    return;
+                }
+            }
+        } else {
+            for task in self.tasks.range(..=from).rev().map(|(_, t)| t) {
+                if !visit(task) {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn collector(&self, id: CollectorId) -> Option<Collector> {
+        self.collectors.get(&id).cloned()
+    }
+
+    fn collectors(&self) -> Vec<Collector> {
+        self.collectors.values().cloned().collect()
     }
 }

@@ -2,7 +2,7 @@
 //! every step the invariants that spec §2, §3, §4, §10.4 and §12 and the
 //! rulings D3, D4, D16, D25 promise, whatever the input.
 //!
-//! Sequences have 1..60 commands over task-1..task-5 (plus a few malformed or
+//! Sequences have 1..80 commands (collector commands included) over task-1..task-5 (plus a few malformed or
 //! never-issued keys), from random callers (anonymous and users without
 //! privileges included), with random states, results, faults, progress values
 //! and entry times that may go backwards.
@@ -14,7 +14,7 @@ use proptest::test_runner::TestCaseError;
 use vtask_model::{
     apply, AnyValue, ApiVersion, Caller, Change, Command, CreateTask, EntryContext, FaultKind,
     KeyAnyValue, LocalizableMessage, MemTable, MethodFault, MoRef, Outcome, Privilege, Privileges,
-    Reply, State, TaskKey, TaskTable, Timestamp, MIN_RETENTION_MILLIS,
+    Reply, State, TaskFilterSpec, TaskKey, TaskTable, Timestamp, MIN_RETENTION_MILLIS,
 };
 
 /// The number of random sequences each property runs.
@@ -172,8 +172,62 @@ fn update_progress() -> impl Strategy<Value = Command> {
         })
 }
 
+fn collector_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (1u64..=3).prop_map(|n| format!("collector-{n}")),
+        1 => prop::sample::select(vec!["collector-0", "collector-9", "task-1", ""])
+            .prop_map(String::from),
+    ]
+}
+
+/// Filters that select on what changes (state, completion time) and on what
+/// does not (tag), so pages gain and lose tasks.
+fn filter() -> impl Strategy<Value = TaskFilterSpec> {
+    prop_oneof![
+        2 => Just(TaskFilterSpec::default()),
+        2 => prop::collection::vec(
+            prop::sample::select(vec![State::Queued, State::Running, State::Success, State::Error]),
+            1..3,
+        )
+        .prop_map(|state| TaskFilterSpec { state, ..Default::default() }),
+        1 => Just(TaskFilterSpec { tag: vec![String::new()], ..Default::default() }),
+        1 => (0i64..3_000).prop_map(|begin| TaskFilterSpec {
+            time: Some(vtask_model::FilterByTime {
+                time_type: vtask_model::TimeOption::CompletedTime,
+                begin_time: Some(common::secs(begin)),
+                end_time: None,
+            }),
+            ..Default::default()
+        }),
+    ]
+}
+
+fn collector_command() -> impl Strategy<Value = Command> {
+    let count = prop_oneof![8 => 0i32..4, 1 => Just(-1), 1 => Just(1001)];
+    prop_oneof![
+        2 => (filter(), 1u32..3).prop_map(|(filter, max_per_owner)| Command::CreateCollector {
+            filter,
+            max_per_owner,
+        }),
+        2 => (collector_name(), count.clone()).prop_map(|(collector, max_count)| {
+            Command::ReadNextTasks { collector, max_count }
+        }),
+        1 => (collector_name(), count.clone()).prop_map(|(collector, max_count)| {
+            Command::ReadPreviousTasks { collector, max_count }
+        }),
+        1 => collector_name().prop_map(|collector| Command::RewindCollector { collector }),
+        1 => collector_name().prop_map(|collector| Command::ResetCollector { collector }),
+        1 => (collector_name(), count).prop_map(|(collector, max_count)| {
+            Command::SetCollectorPageSize { collector, max_count }
+        }),
+        1 => collector_name().prop_map(|collector| Command::DestroyCollector { collector }),
+        1 => (0u64..2_000_000).prop_map(|idle_millis| Command::ExpireCollectors { idle_millis }),
+    ]
+}
+
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
+        2 => collector_command(),
         3 => create_task(),
         4 => set_task_state(),
         2 => update_progress(),
@@ -211,7 +265,11 @@ fn step() -> impl Strategy<Value = Step> {
         .prop_map(|(caller, command, dt, leader)| {
             // The leader's own commands come mostly from the service itself.
             let caller = match command {
-                Command::LapseLease { .. } | Command::ExpireTasks { .. } if leader => {
+                Command::LapseLease { .. }
+                | Command::ExpireTasks { .. }
+                | Command::ExpireCollectors { .. }
+                    if leader =>
+                {
                     Caller::System
                 }
                 _ => caller,
@@ -225,7 +283,43 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {
-    prop::collection::vec(step(), 1..60)
+    prop::collection::vec(step(), 1..80)
+}
+
+/// Sequences where pages fill up and tasks leave them: small pages, state
+/// filters, state changes and expiry, all by alice (or the service).
+fn page_steps() -> impl Strategy<Value = Vec<Step>> {
+    let command = prop_oneof![
+        3 => create_task(),
+        4 => set_task_state(),
+        1 => (filter(), 1u32..3).prop_map(|(filter, max_per_owner)| Command::CreateCollector {
+            filter,
+            max_per_owner,
+        }),
+        2 => (1u64..=2, 1i32..=3).prop_map(|(n, max_count)| Command::SetCollectorPageSize {
+            collector: format!("collector-{n}"),
+            max_count,
+        }),
+        1 => (prop::collection::vec(1u64..=8, 0..4), 0i64..12_000).prop_map(
+            |(tasks, before)| Command::ExpireTasks {
+                tasks: tasks.into_iter().map(TaskKey).collect(),
+                completed_before: common::secs(before),
+            }
+        ),
+    ];
+    let step =
+        (command, prop_oneof![6 => 0i64..30, 1 => 600i64..1_200]).prop_map(|(command, dt)| {
+            let caller = match command {
+                Command::ExpireTasks { .. } => Caller::System,
+                _ => common::alice(),
+            };
+            Step {
+                caller,
+                command,
+                dt,
+            }
+        });
+    prop::collection::vec(step, 1..80)
 }
 
 // ---------------------------------------------------------------------------
@@ -298,6 +392,8 @@ fn check_step(
     let (c0, c1) = (before.counters(), after.counters());
     prop_assert!(c1.last_task >= c0.last_task);
     prop_assert!(c1.last_event_chain >= c0.last_event_chain);
+    prop_assert!(c1.last_collector >= c0.last_collector);
+    check_collectors(after, step)?;
 
     match (&step.command, outcome) {
         (Command::CreateTask(_), Ok(Reply::Task { info })) => {
@@ -310,6 +406,25 @@ fn check_step(
             prop_assert!(before.get(info.key).is_none());
             prop_assert_eq!(info.state, State::Queued);
             history.created.push(info.key);
+        }
+        (Command::CreateCollector { .. }, Ok(Reply::Collector { collector, .. })) => {
+            prop_assert_eq!(collector.0, c0.last_collector + 1);
+            prop_assert_eq!(c1.last_collector, collector.0);
+            prop_assert_eq!(
+                (c1.last_task, c1.last_event_chain),
+                (c0.last_task, c0.last_event_chain)
+            );
+            // D18: the new collector leaves its owner within the limit.
+            let Command::CreateCollector { max_per_owner, .. } = &step.command else {
+                unreachable!()
+            };
+            let owner = step.caller.name().unwrap_or_default();
+            let held = after
+                .collectors()
+                .iter()
+                .filter(|c| c.owner == owner)
+                .count();
+            prop_assert!(held <= *max_per_owner as usize, "{} holds {}", owner, held);
         }
         _ => prop_assert_eq!(c1, c0),
     }
@@ -392,6 +507,31 @@ fn check_step(
     Ok(())
 }
 
+/// D18, D21, D22: every collector's page is the newest `page_size` tasks its
+/// filter selects, newest first, each showing the task's current state (pages
+/// are refreshed on every state change; the filter fields depend only on
+/// state and what never changes); no owner holds more than it may; the
+/// cursor never points past the last key.
+fn check_collectors(table: &MemTable, step: &Step) -> Result<(), TestCaseError> {
+    for c in table.collectors() {
+        let mut expected: Vec<&vtask_model::Task> = table
+            .tasks()
+            .filter(|t| c.filter.matches(&t.info))
+            .collect();
+        expected.reverse();
+        expected.truncate(c.page_size as usize);
+        let page: Vec<TaskKey> = c.latest_page.iter().map(|i| i.key).collect();
+        let want: Vec<TaskKey> = expected.iter().map(|t| t.info.key).collect();
+        prop_assert_eq!(&page, &want, "{} page after {:?}", c.id, step.command);
+        for (shown, task) in c.latest_page.iter().zip(&expected) {
+            prop_assert_eq!(shown.state, task.info.state);
+        }
+        prop_assert!((1..=1000).contains(&c.page_size));
+        prop_assert!(c.cursor <= table.counters().last_task);
+    }
+    Ok(())
+}
+
 /// Runs `steps`, checking every step; returns the final table.
 fn run_checked(steps: &[Step]) -> Result<MemTable, TestCaseError> {
     let mut table = MemTable::new();
@@ -417,6 +557,7 @@ fn run_checked(steps: &[Step]) -> Result<MemTable, TestCaseError> {
                 Change::Remove { task } => {
                     prop_assert_eq!(Some(task), before.get(task.info.key));
                 }
+                Change::PutCollector(_) | Change::RemoveCollector(_) => {}
             }
         }
         let outcome = table.apply(&step.caller, &step.command, &ctx);
@@ -433,6 +574,12 @@ proptest! {
     // every step of any command sequence, and apply never panics.
     #[test]
     fn invariants_hold_after_every_step(steps in steps()) {
+        run_checked(&steps)?;
+    }
+
+    // D19, D21, D22: pages stay the newest matches as tasks enter and leave.
+    #[test]
+    fn pages_hold_the_newest_matches(steps in page_steps()) {
         run_checked(&steps)?;
     }
 
@@ -479,6 +626,13 @@ fn generators_reach_every_outcome() {
                 (_, Ok(Reply::Task { info })) => {
                     format!("{} -> {}", step.command.method(), info.state)
                 }
+                (_, Ok(Reply::Collector { .. })) => "collector".to_string(),
+                (_, Ok(Reply::Tasks { tasks })) if !tasks.is_empty() => {
+                    "collector read".to_string()
+                }
+                (_, Ok(Reply::CollectorsExpired { collectors })) if !collectors.is_empty() => {
+                    "collector expired".to_string()
+                }
                 (_, Ok(_)) => continue,
                 (_, Err(fault)) => {
                     format!("{} -> {}", step.command.method(), fault.kind.type_name())
@@ -505,6 +659,12 @@ fn generators_reach_every_outcome() {
         "CreateTask -> NotAuthenticated",
         "CreateTask -> NoPermission",
         "SetTaskState -> ManagedObjectNotFound",
+        "collector",
+        "collector read",
+        "collector expired",
+        "CreateCollectorForTasks -> InvalidState",
+        "ReadNextTasks -> InvalidArgument",
+        "ReadNextTasks -> ManagedObjectNotFound",
     ] {
         assert!(
             seen.contains(expected),

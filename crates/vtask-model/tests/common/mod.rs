@@ -358,7 +358,7 @@ pub fn run_on(mut table: MemTable, steps: &[Step]) -> (MemTable, Vec<Outcome>) {
                 Some(info),
                 "step {index}: the reply differs from the stored task"
             ),
-            Ok(Reply::Expired { .. }) => {}
+            Ok(_) => {}
         }
         replies.push(outcome);
     }
@@ -403,6 +403,16 @@ pub fn render_reply(view: View, command: &Command, outcome: &Outcome) -> String 
             let keys: Vec<String> = tasks.iter().map(ToString::to_string).collect();
             format!("{method} -> expired [{}]", keys.join(" "))
         }
+        Ok(Reply::Collector {
+            collector,
+            latest_page,
+        }) => format!("{method} -> {collector} page [{}]", keys_of(latest_page)),
+        Ok(Reply::Tasks { tasks }) => format!("{method} -> [{}]", keys_of(tasks)),
+        Ok(Reply::CollectorsExpired { collectors }) => {
+            let ids: Vec<String> = collectors.iter().map(ToString::to_string).collect();
+            format!("{method} -> expired [{}]", ids.join(" "))
+        }
+        Ok(Reply::Done) => format!("{method} -> ok"),
         Err(fault) if view.messages => {
             format!(
                 "{method} -> {} {:?}",
@@ -412,6 +422,12 @@ pub fn render_reply(view: View, command: &Command, outcome: &Outcome) -> String 
         }
         Err(fault) => format!("{method} -> {}", render_fault(fault)),
     }
+}
+
+/// Task keys separated by spaces, in the order given.
+pub fn keys_of(tasks: &[TaskInfo]) -> String {
+    let keys: Vec<String> = tasks.iter().map(|t| t.key.to_string()).collect();
+    keys.join(" ")
 }
 
 /// A fault's type and fields, without its message.
