@@ -25,6 +25,7 @@ struct Cli {
     /// gRPC addresses of the cluster's nodes, comma separated.
     #[arg(
         long,
+        global = true,
         env = "VTASK_ENDPOINTS",
         value_delimiter = ',',
         default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
@@ -152,19 +153,9 @@ enum Verb {
         #[arg(long)]
         from: Option<u64>,
     },
-    /// Measure throughput and latency: each client owns a running task and
-    /// sends UpdateProgress back to back.
-    Bench {
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 16)]
-        clients: usize,
-        /// How long to measure, e.g. 10s.
-        #[arg(long, value_parser = parse_duration, default_value = "10s")]
-        duration: Duration,
-        /// How long to run before measuring.
-        #[arg(long, value_parser = parse_duration, default_value = "2s")]
-        warmup: Duration,
-    },
+    /// Load a cluster (vtask, or etcd for comparison) with a workload and
+    /// report ops/s, latency percentiles, errors and server CPU per 1000 ops.
+    Bench(bench::BenchArgs),
     /// Cluster administration.
     Cluster {
         #[command(subcommand)]
@@ -389,18 +380,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             };
             return watch::run(&conn, format, selector, from.unwrap_or(0)).await;
         }
-        Verb::Bench {
-            clients,
-            duration,
-            warmup,
-        } => {
-            let args = bench::BenchArgs {
-                clients: clients.max(1),
-                duration,
-                warmup,
-            };
-            bench::run(&conn, format, args).await?;
-        }
+        Verb::Bench(args) => bench::run(&conn, format, args).await?,
         Verb::Cluster {
             verb: ClusterVerb::Status,
         } => {

@@ -22,6 +22,20 @@ pub mod raft {
     }
 }
 
+/// The slice of etcd 3.4's v3 API (`proto/etcd/`) that `vtask bench --target
+/// etcd` drives, so vtask and etcd are measured by one tool. Not part of
+/// vtask's API and not in [`FILE_DESCRIPTOR_SET`].
+pub mod etcd {
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every vtask proto file and the
 /// well-known types they import, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("vtask_descriptor");
