@@ -16,6 +16,23 @@
 //! state" part of the same search: the read must come last, so it must show
 //! every acknowledged write.
 //!
+//! How a runner records a history:
+//! - one [`Operation`] per client call: client id, [`Call`] (a mutation with
+//!   its `Caller`, or `GetTask`), monotonic invoke and completion times in
+//!   nanoseconds, and [`OpOutcome`]: `Ok` with the returned `TaskInfo` or
+//!   `MethodFault`, `Failed` when the call surely never reached the log, or
+//!   `Unknown` on a timeout or lost connection;
+//! - after all calls completed, one linearizable `GetTask` per task (the
+//!   final reads);
+//! - one [`WatchStream`] per watcher, with a [`WatchEvent::Resync`] wherever
+//!   it started over from the current state;
+//! - the change list of every task any call or watcher saw, from
+//!   `GetTaskHistory`, in [`History::changes`].
+//!
+//! Then `check(&history, &CheckConfig::default())`; [`Report`] prints as a
+//! table (`Display`) and serializes as JSON; `report.is_clean()` decides the
+//! exit code.
+//!
 //! **Architecture invariant:** pure. No tokio, tonic or RocksDB, no clock
 //! and no I/O: the crate reads values and returns values, so a saved history
 //! can be checked again anywhere.

@@ -44,12 +44,21 @@ pub struct CheckConfig {
     /// Configurations one task's search may explore before it gives up and
     /// reports the task as inconclusive rather than guess.
     pub max_configurations: usize,
+    /// Candidate sub-histories one shrink may try. Past it, the smallest
+    /// failing sub-history found so far is reported.
+    #[serde(default = "default_shrink_attempts")]
+    pub max_shrink_attempts: usize,
+}
+
+fn default_shrink_attempts() -> usize {
+    5_000
 }
 
 impl Default for CheckConfig {
     fn default() -> CheckConfig {
         CheckConfig {
             max_configurations: 2_000_000,
+            max_shrink_attempts: default_shrink_attempts(),
         }
     }
 }
@@ -226,10 +235,15 @@ pub fn shrink(history: &TaskHistory, config: &CheckConfig) -> TaskHistory {
     // Delta debugging: drop big chunks first, then smaller ones, down to
     // single operations, until no removal keeps the failure.
     let mut chunk = (kept.len() / 2).max(1);
+    let mut attempts = 0usize;
     loop {
         let mut removed_any = false;
         let mut start = 0;
         while start < kept.len() {
+            attempts += 1;
+            if attempts > config.max_shrink_attempts {
+                return sub(&kept);
+            }
             let end = (start + chunk).min(kept.len());
             let candidate: Vec<usize> = kept
                 .iter()
@@ -594,6 +608,17 @@ impl fmt::Display for StuckText<'_> {
                     ""
                 };
                 writeln!(f, "  {line}    (model: {predicted}){mark}")?;
+                let observed = ops.get(*i).and_then(|op| match &op.outcome {
+                    OpOutcome::Ok { value } => Some(Observed::from(value)),
+                    OpOutcome::Failed | OpOutcome::Unknown => None,
+                });
+                if let (Some(Observed::Task(got)), Observed::Task(want)) = (observed, predicted) {
+                    if got.to_string() == want.to_string() {
+                        for difference in got.differences(want) {
+                            writeln!(f, "      {difference}")?;
+                        }
+                    }
+                }
             }
         }
         Ok(())

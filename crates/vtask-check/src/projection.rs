@@ -90,6 +90,25 @@ impl From<&TaskInfo> for TaskView {
     }
 }
 
+impl TaskView {
+    /// The fields that differ, as `name: self ≠ other` in JSON, for the
+    /// cases where the compact form of both reads the same.
+    pub fn differences(&self, other: &TaskView) -> Vec<String> {
+        let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+            (serde_json::to_value(self), serde_json::to_value(other))
+        else {
+            return Vec::new();
+        };
+        a.iter()
+            .filter(|(name, value)| b.get(*name) != Some(*value))
+            .map(|(name, value)| {
+                let theirs = b.get(name).cloned().unwrap_or_default();
+                format!("{name}: {value} ≠ {theirs}")
+            })
+            .collect()
+    }
+}
+
 fn fault_type(fault: &MethodFault) -> String {
     fault.kind.type_name().to_string()
 }

@@ -127,7 +127,7 @@ impl<'a> Checker<'a> {
             Some(_) => {}
         }
         if !self.in_snapshot {
-            if let Some(from) = self.position.get(&task).copied().or(self.default_position) {
+            if let Some(from) = self.from(task) {
                 let missed = self.selected_between(list, from, revision);
                 if !missed.is_empty() {
                     let mut lines =
@@ -239,7 +239,7 @@ impl<'a> Checker<'a> {
             return;
         }
         for (task, list) in self.changes {
-            let Some(from) = self.position.get(task).copied().or(self.default_position) else {
+            let Some(from) = self.from(*task) else {
                 continue;
             };
             let missed = self.selected_between(list, from, u64::MAX);
@@ -274,6 +274,18 @@ impl<'a> Checker<'a> {
             );
         }
         None
+    }
+
+    /// The revision after which the watcher must get every change of `task`.
+    /// Past what it was last given, never before: a change it skipped
+    /// earlier was reported then, not again after a duplicate or reorder.
+    fn from(&self, task: TaskKey) -> Option<u64> {
+        let known = self
+            .position
+            .get(&task)
+            .copied()
+            .or(self.default_position)?;
+        Some(known.max(self.last_seen.get(&task).copied().unwrap_or(0)))
     }
 
     /// Changes of `list` strictly between two revisions that the selector selects.

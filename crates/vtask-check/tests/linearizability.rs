@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use vtask_check::{check, AnomalyKind, CheckConfig, History, HistoryError, OpOutcome};
-use vtask_model::{FaultKind, MethodFault, State};
+use vtask_check::{check, AnomalyKind, CheckConfig, History, HistoryError, OpOutcome, Returned};
+use vtask_model::{Command, FaultKind, MethodFault, State};
 
 // ---------------------------------------------------------------------------
 // Linearizable
@@ -291,6 +291,47 @@ fn a_read_of_an_acknowledged_task_that_is_not_found_is_a_violation() {
     );
 }
 
+#[test]
+fn the_root_key_comes_from_the_create_and_never_changes() {
+    // task-1 names a parent whose own root only the server knew (D13); the
+    // model takes the root from the create's reply and holds reads to it.
+    let mut child = create_args();
+    child.parent_task_key = Some("task-9".into());
+    let mut s = Server::new();
+    let mut created = s.ok(1, 0, 10, Command::CreateTask(child));
+    let mut read = s.get(2, 20, 30, "task-1");
+    for op in [&mut created, &mut read] {
+        if let OpOutcome::Ok {
+            value: Returned::Task(info),
+        } = &mut op.outcome
+        {
+            info.root_task_key = Some("task-3".into());
+        }
+    }
+    assert_linearizable(vec![created.clone(), read.clone()]);
+
+    if let OpOutcome::Ok {
+        value: Returned::Task(info),
+    } = &mut read.outcome
+    {
+        info.root_task_key = Some("task-9".into());
+    }
+    assert_not_linearizable(
+        vec![created.clone(), read.clone()],
+        "task-1",
+        "
+        c1  0.000s→0.010s  CreateTask(VirtualMachine:vm-1, cancelable) → ok task-1 {queued}
+        c2  0.020s→0.030s  GetTask(task-1) → ok {queued}
+        ",
+    );
+    let report = report(vec![created, read]);
+    let text = report.anomalies[0].to_string();
+    assert!(
+        text.contains(r#"rootTaskKey: "task-9" ≠ "task-3""#),
+        "{text}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Shrinking and the report
 
@@ -437,6 +478,7 @@ fn a_search_over_its_limit_is_inconclusive_not_clean() {
     };
     let config = CheckConfig {
         max_configurations: 1,
+        ..CheckConfig::default()
     };
     let report = check(&history, &config).expect("valid");
     assert_eq!(report.inconclusive, ["task-1"]);
