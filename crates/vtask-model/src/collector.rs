@@ -162,21 +162,31 @@ pub(crate) enum Use {
     Destroy,
 }
 
-/// Resolves `name` to a collector the caller may use. A collector of another
-/// principal answers as if it did not exist: collectors are private to their
-/// owner, like vSphere's session-scoped ones.
-pub fn lookup_collector(
+/// Resolves `name` to a collector the caller may use.
+pub(crate) fn lookup_collector(
     table: &impl TaskTable,
     caller: &Caller,
     name: &str,
 ) -> Result<Collector, MethodFault> {
     let found = CollectorId::parse(name).and_then(|id| table.collector(id));
+    collector_for(found, caller, name)
+}
+
+/// Decides whether `caller` may use the collector `name` resolved to (D5
+/// order: not found, then not authenticated). A collector of another
+/// principal answers as if it did not exist: collectors are private to their
+/// owner, like vSphere's session-scoped ones. Reads outside apply use this too.
+pub fn collector_for(
+    found: Option<Collector>,
+    caller: &Caller,
+    name: &str,
+) -> Result<Collector, MethodFault> {
     let not_found = || {
         let obj = MoRef::new(COLLECTOR_TYPE, name);
         let standard = FaultKind::ManagedObjectNotFound { obj: obj.clone() }.default_message();
         MethodFault::with_message(
             FaultKind::ManagedObjectNotFound { obj },
-            format!("{standard}: no collector of yours has this name (it may have been destroyed or expired after being idle)"),
+            format!("{standard}: no collector of yours has this name (it may have been destroyed, or expired after being idle)"),
         )
     };
     match (found, caller) {

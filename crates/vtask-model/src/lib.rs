@@ -20,7 +20,7 @@ pub mod validate;
 
 pub use apply::{apply, lookup, MAX_LEASE_MILLIS, MIN_LEASE_MILLIS, MIN_RETENTION_MILLIS};
 pub use collector::{
-    lookup_collector, Collector, CollectorId, COLLECTOR_TYPE, DEFAULT_COLLECTOR_IDLE_MILLIS,
+    collector_for, Collector, CollectorId, COLLECTOR_TYPE, DEFAULT_COLLECTOR_IDLE_MILLIS,
     DEFAULT_MAX_COLLECTORS, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use command::{

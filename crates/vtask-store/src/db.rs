@@ -18,20 +18,24 @@ pub(crate) const CF_SESSIONS: &str = "sessions";
 pub(crate) const CF_CHANGES: &str = "changes";
 pub(crate) const CF_HISTORY: &str = "history";
 pub(crate) const CF_SM_META: &str = "sm_meta";
+pub(crate) const CF_COLLECTORS: &str = "collectors";
 
 /// The column families that make up the state machine: what a snapshot holds
 /// and what the state digest covers.
-pub(crate) const STATE_CFS: [&str; 6] = [
+/// Snapshots name a family by its position here, so new ones go last.
+pub(crate) const STATE_CFS: [&str; 7] = [
     CF_TASKS,
     CF_INDEX,
     CF_SESSIONS,
     CF_CHANGES,
     CF_HISTORY,
     CF_SM_META,
+    CF_COLLECTORS,
 ];
 
-/// The value format written by this version (`sm_meta/format`).
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The value format written by this version (`sm_meta/format`). 2 added the
+/// completion-time index and the collectors family.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Why the store could not do its job.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! serves from.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -15,13 +15,13 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use vtask_model::{
-    Change, Counters, EntryContext, MethodFault, Outcome, State, Task, TaskFilterSpec, TaskInfo,
-    TaskKey, TaskTable, Timestamp,
+    Change, Collector, CollectorId, Counters, EntryContext, MethodFault, Outcome, State, Task,
+    TaskFilterSpec, TaskInfo, TaskKey, TaskTable, Timestamp,
 };
 
 use crate::db::{
-    decode, encode, u64_from_key, u64_key, Store, StoreError, CF_CHANGES, CF_HISTORY, CF_INDEX,
-    CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
+    decode, encode, u64_from_key, u64_key, Store, StoreError, CF_CHANGES, CF_COLLECTORS,
+    CF_HISTORY, CF_INDEX, CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
 };
 use crate::snapshot;
 use crate::types::{BatchReply, ChangeKind, ChangeRecord, Request, Session};
@@ -52,6 +52,9 @@ pub struct StateMachine {
     membership: StoredMembership<NodeId, openraft::BasicNode>,
     counters: Counters,
     revision: u64,
+    /// Every collector, kept in memory: apply consults them all on each task
+    /// creation and state change (D21), and they are few.
+    collectors: BTreeMap<CollectorId, Collector>,
     applied_tx: watch::Sender<AppliedState>,
     /// Serializes snapshot builds with each other.
     snapshot_lock: Arc<Mutex<()>>,
@@ -63,6 +66,15 @@ impl StateMachine {
         let membership = store.get(CF_SM_META, b"membership")?.unwrap_or_default();
         let counters = store.get(CF_SM_META, b"counters")?.unwrap_or_default();
         let revision = store.get(CF_SM_META, b"revision")?.unwrap_or_default();
+        let mut collectors = BTreeMap::new();
+        for item in store
+            .db
+            .iterator_cf(store.cf(CF_COLLECTORS), IteratorMode::Start)
+        {
+            let (_, value) = item.map_err(|e| store.rocks(e))?;
+            let collector: Collector = decode(CF_COLLECTORS, &value)?;
+            collectors.insert(collector.id, collector);
+        }
         let applied = AppliedState {
             index: last_applied.map_or(0, |id| id.index),
             revision,
@@ -74,6 +86,7 @@ impl StateMachine {
             membership,
             counters,
             revision,
+            collectors,
             applied_tx,
             snapshot_lock: Arc::new(Mutex::new(())),
         })
@@ -93,6 +106,7 @@ impl StateMachine {
         self.membership = fresh.membership;
         self.counters = fresh.counters;
         self.revision = fresh.revision;
+        self.collectors = fresh.collectors;
         self.publish();
         Ok(())
     }
@@ -109,7 +123,12 @@ impl StateMachine {
         &mut self,
         entries: Vec<Entry<TypeConfig>>,
     ) -> Result<Vec<BatchReply>, StoreError> {
-        let mut pending = Pending::new(&self.store, self.counters, self.revision);
+        let mut pending = Pending::new(
+            &self.store,
+            self.counters,
+            self.revision,
+            self.collectors.clone(),
+        );
         let mut replies = Vec::with_capacity(entries.len());
         for entry in entries {
             let log_id = entry.log_id;
@@ -144,7 +163,7 @@ impl StateMachine {
             self.last_applied = Some(log_id);
         }
         let meta = self.store.cf(CF_SM_META);
-        let (mut batch, counters, revision) = pending.finish()?;
+        let (mut batch, counters, revision, collectors) = pending.finish()?;
         batch.put_cf(meta, b"last_applied", encode(&self.last_applied));
         batch.put_cf(meta, b"counters", encode(&counters));
         batch.put_cf(meta, b"revision", encode(&revision));
@@ -156,6 +175,7 @@ impl StateMachine {
             .map_err(|e| self.store.rocks(e))?;
         self.counters = counters;
         self.revision = revision;
+        self.collectors = collectors;
         self.publish();
         Ok(replies)
     }
@@ -165,24 +185,32 @@ impl StateMachine {
 struct Pending<'a> {
     store: &'a Store,
     batch: WriteBatch,
-    tasks: HashMap<TaskKey, Option<Task>>,
+    /// Ordered, so scans can merge it with RocksDB's key order.
+    tasks: BTreeMap<TaskKey, Option<Task>>,
     sessions: HashMap<String, Session>,
     counters: Counters,
     revision: u64,
+    collectors: BTreeMap<CollectorId, Collector>,
     /// A read error inside `TaskTable::task`, which cannot return one; the
     /// apply fails with it once the model returns.
     error: RefCell<Option<StoreError>>,
 }
 
 impl<'a> Pending<'a> {
-    fn new(store: &'a Store, counters: Counters, revision: u64) -> Pending<'a> {
+    fn new(
+        store: &'a Store,
+        counters: Counters,
+        revision: u64,
+        collectors: BTreeMap<CollectorId, Collector>,
+    ) -> Pending<'a> {
         Pending {
             store,
             batch: WriteBatch::default(),
-            tasks: HashMap::new(),
+            tasks: BTreeMap::new(),
             sessions: HashMap::new(),
             counters,
             revision,
+            collectors,
             error: RefCell::new(None),
         }
     }
@@ -249,8 +277,22 @@ impl<'a> Pending<'a> {
     }
 
     fn write_change(&mut self, change: Change, request: &Request, ctx: &EntryContext) {
-        self.revision += 1;
         let (kind, before, after) = match change {
+            Change::PutCollector(collector) => {
+                self.batch.put_cf(
+                    self.store.cf(CF_COLLECTORS),
+                    u64_key(collector.id.0),
+                    encode(&collector),
+                );
+                self.collectors.insert(collector.id, collector);
+                return;
+            }
+            Change::RemoveCollector(id) => {
+                self.batch
+                    .delete_cf(self.store.cf(CF_COLLECTORS), u64_key(id.0));
+                self.collectors.remove(&id);
+                return;
+            }
             Change::Put {
                 before: None,
                 after,
@@ -261,6 +303,8 @@ impl<'a> Pending<'a> {
             } => (ChangeKind::Updated, Some(before), Some(after)),
             Change::Remove { task } => (ChangeKind::Removed, Some(task), None),
         };
+        // Only task changes are numbered: watchers and histories follow tasks.
+        self.revision += 1;
         let tasks = self.store.cf(CF_TASKS);
         let index = self.store.cf(CF_INDEX);
         if let Some(before) = &before {
@@ -325,11 +369,18 @@ impl<'a> Pending<'a> {
         Ok(())
     }
 
-    fn finish(self) -> Result<(WriteBatch, Counters, u64), StoreError> {
+    #[allow(clippy::type_complexity)]
+    fn finish(
+        self,
+    ) -> Result<(WriteBatch, Counters, u64, BTreeMap<CollectorId, Collector>), StoreError> {
         match self.error.into_inner() {
             Some(error) => Err(error),
-            None => Ok((self.batch, self.counters, self.revision)),
+            None => Ok((self.batch, self.counters, self.revision, self.collectors)),
         }
+    }
+
+    fn note(&self, error: StoreError) {
+        self.error.borrow_mut().get_or_insert(error);
     }
 }
 
@@ -341,7 +392,7 @@ impl TaskTable for Pending<'_> {
         match self.store.get(CF_TASKS, &u64_key(key.0)) {
             Ok(task) => task,
             Err(error) => {
-                self.error.borrow_mut().get_or_insert(error);
+                self.note(error);
                 None
             }
         }
@@ -349,6 +400,88 @@ impl TaskTable for Pending<'_> {
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// RocksDB's tasks merged with this batch's writes, in key order.
+    fn scan(&self, from: TaskKey, ascending: bool, visit: &mut dyn FnMut(&Task) -> bool) {
+        let start = u64_key(from.0);
+        let direction = if ascending {
+            Direction::Forward
+        } else {
+            Direction::Reverse
+        };
+        let mut stored = self
+            .store
+            .db
+            .iterator_cf(
+                self.store.cf(CF_TASKS),
+                IteratorMode::From(&start, direction),
+            )
+            .map(|item| -> Result<(TaskKey, Task), StoreError> {
+                let (_, value) = item.map_err(|e| self.store.rocks(e))?;
+                let task: Task = decode(CF_TASKS, &value)?;
+                Ok((task.info.key, task))
+            })
+            .peekable();
+        let mut pending: Box<dyn Iterator<Item = (&TaskKey, &Option<Task>)>> = if ascending {
+            Box::new(self.tasks.range(from..))
+        } else {
+            Box::new(self.tasks.range(..=from).rev())
+        };
+        let mut next_pending = pending.next();
+        loop {
+            let next_stored = match stored.peek() {
+                Some(Ok((key, _))) => Some(*key),
+                Some(Err(_)) => {
+                    if let Some(Err(error)) = stored.next() {
+                        self.note(error);
+                    }
+                    return;
+                }
+                None => None,
+            };
+            // The nearer of the two keys in scan order; the batch's version
+            // wins when both hold the same key.
+            let take_pending = match (next_pending, next_stored) {
+                (None, None) => return,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((p, _)), Some(s)) => {
+                    if *p == s {
+                        stored.next();
+                    }
+                    if ascending {
+                        *p <= s
+                    } else {
+                        *p >= s
+                    }
+                }
+            };
+            let keep_going = if take_pending {
+                let (_, version) = next_pending.take().expect("chosen above");
+                next_pending = pending.next();
+                match version {
+                    Some(task) => visit(task),
+                    None => true,
+                }
+            } else {
+                match stored.next() {
+                    Some(Ok((_, task))) => visit(&task),
+                    _ => return,
+                }
+            };
+            if !keep_going {
+                return;
+            }
+        }
+    }
+
+    fn collector(&self, id: CollectorId) -> Option<Collector> {
+        self.collectors.get(&id).cloned()
+    }
+
+    fn collectors(&self) -> Vec<Collector> {
+        self.collectors.values().cloned().collect()
     }
 }
 
@@ -361,11 +494,24 @@ fn state_byte(state: State) -> u8 {
     }
 }
 
-/// The secondary index entries of a task.
+/// The secondary index entries of a task: `s` state key, and for finished
+/// tasks `c` completeTime key, which retention walks in time order (D16).
 fn index_keys(task: &Task) -> Vec<Vec<u8>> {
     let mut by_state = vec![b's', state_byte(task.info.state)];
     by_state.extend_from_slice(&u64_key(task.info.key.0));
-    vec![by_state]
+    let mut keys = vec![by_state];
+    if let Some(complete) = task.info.complete_time {
+        keys.push(completion_key(complete, task.info.key.0));
+    }
+    keys
+}
+
+/// `c`, completeTime as an order-preserving u64, task number.
+fn completion_key(time: Timestamp, key: u64) -> Vec<u8> {
+    let mut k = vec![b'c'];
+    k.extend_from_slice(&((time.as_micros() as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&u64_key(key));
+    k
 }
 
 fn history_key(key: TaskKey, revision: u64) -> [u8; 16] {
@@ -572,6 +718,50 @@ impl ReadView {
         })
     }
 
+    /// Up to `limit` finished tasks that completed at or before `cutoff`,
+    /// earliest first: the candidates for retention (D16).
+    pub fn completed_before(
+        &self,
+        cutoff: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TaskKey>, StoreError> {
+        let start = [b'c'];
+        let end = completion_key(cutoff, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.store.db.iterator_cf(
+            self.store.cf(CF_INDEX),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (k, _) = item.map_err(|e| self.store.rocks(e))?;
+            if k.first() != Some(&b'c') || k[..] > end[..] || out.len() >= limit {
+                break;
+            }
+            if let Some(key) = k.get(9..).and_then(u64_from_key) {
+                out.push(TaskKey(key));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One collector as the last apply left it.
+    pub fn collector(&self, id: CollectorId) -> Result<Option<Collector>, StoreError> {
+        self.store.get(CF_COLLECTORS, &u64_key(id.0))
+    }
+
+    /// Every collector.
+    pub fn collectors(&self) -> Result<Vec<Collector>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .store
+            .db
+            .iterator_cf(self.store.cf(CF_COLLECTORS), IteratorMode::Start)
+        {
+            let (_, value) = item.map_err(|e| self.store.rocks(e))?;
+            out.push(decode(CF_COLLECTORS, &value)?);
+        }
+        Ok(out)
+    }
+
     /// Changes with revision greater than `after`, oldest first, at most `limit`.
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>, StoreError> {
         let cf = self.store.cf(CF_CHANGES);
@@ -682,5 +872,15 @@ impl TaskTable for Absent {
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    fn scan(&self, _: TaskKey, _: bool, _: &mut dyn FnMut(&Task) -> bool) {}
+
+    fn collector(&self, _: CollectorId) -> Option<Collector> {
+        None
+    }
+
+    fn collectors(&self) -> Vec<Collector> {
+        Vec::new()
     }
 }

@@ -14,6 +14,7 @@ use vtask_proto::convert::{duration_to_millis, fault_to_status};
 use vtask_proto::v1::{self, cluster_server, task_manager_server, task_server};
 use vtask_store::{ClientRef, Request as LogRequest};
 
+use crate::config::TaskSettings;
 use crate::node::{Node, NodeError};
 
 pub type TaskApi = Api;
@@ -111,14 +112,14 @@ fn consistency(value: i32) -> Result<v1::ReadConsistency, Status> {
 }
 
 impl Api {
-    /// Submits one mutation and returns the task it left, with the leader's address.
+    /// Submits one mutation and returns its reply, with the leader's address.
     async fn mutate(
         &self,
         method: &'static str,
         caller: Caller,
         client: Option<ClientRef>,
         command: Command,
-    ) -> Result<(TaskInfo, String), Status> {
+    ) -> Result<(Reply, String), Status> {
         let request = LogRequest {
             client,
             caller,
@@ -133,11 +134,7 @@ impl Api {
         };
         self.node.metrics.request(method, &outcome_label);
         let (outcome, leader) = result.map_err(node_status)?;
-        match outcome {
-            Ok(Reply::Task { info }) => Ok((info, leader)),
-            Ok(other) => Err(Status::internal(format!("{method} returned {other:?}"))),
-            Err(fault) => Err(fault_status(fault)),
-        }
+        outcome.map(|reply| (reply, leader)).map_err(fault_status)
     }
 
     /// Waits for the read barrier unless the caller asked for a stale read.
@@ -160,21 +157,25 @@ impl Api {
 }
 
 /// A mutating request of the public API: where its header is, and the
-/// command it asks for.
+/// command it asks for (some commands carry a node setting that every
+/// replica must apply alike).
 trait Mutation: Sized {
     const METHOD: &'static str;
     fn header(&self) -> Option<&v1::RequestHeader>;
-    fn command(self) -> Result<Command, MethodFault>;
+    fn command(self, settings: &TaskSettings) -> Result<Command, MethodFault>;
 }
 
 macro_rules! mutation {
     ($request:ty, $method:literal, |$r:ident| $command:expr) => {
+        mutation!($request, $method, |$r, _settings| $command);
+    };
+    ($request:ty, $method:literal, |$r:ident, $settings:ident| $command:expr) => {
         impl Mutation for $request {
             const METHOD: &'static str = $method;
             fn header(&self) -> Option<&v1::RequestHeader> {
                 self.header.as_ref()
             }
-            fn command(self) -> Result<Command, MethodFault> {
+            fn command(self, $settings: &TaskSettings) -> Result<Command, MethodFault> {
                 let $r = self;
                 $command
             }
@@ -197,21 +198,100 @@ mutation!(v1::SetTaskDescriptionRequest, "SetTaskDescription", |r| {
 mutation!(v1::CreateTaskRequest, "CreateTask", |r| Command::try_from(
     r
 ));
+mutation!(
+    v1::CreateCollectorForTasksRequest,
+    "CreateCollectorForTasks",
+    |r, settings| Ok(Command::CreateCollector {
+        filter: match r.filter {
+            Some(filter) => TaskFilterSpec::try_from(filter)?,
+            None => TaskFilterSpec::default(),
+        },
+        // D18: the limit travels in the entry, so every replica checks the same one.
+        max_per_owner: settings.max_collectors,
+    })
+);
+mutation!(v1::ReadNextTasksRequest, "ReadNextTasks", |r| Ok(
+    Command::ReadNextTasks {
+        collector: r.collector,
+        max_count: r.max_count,
+    }
+));
+mutation!(v1::ReadPreviousTasksRequest, "ReadPreviousTasks", |r| Ok(
+    Command::ReadPreviousTasks {
+        collector: r.collector,
+        max_count: r.max_count,
+    }
+));
+mutation!(v1::RewindCollectorRequest, "RewindCollector", |r| Ok(
+    Command::RewindCollector {
+        collector: r.collector
+    }
+));
+mutation!(v1::ResetCollectorRequest, "ResetCollector", |r| Ok(
+    Command::ResetCollector {
+        collector: r.collector
+    }
+));
+mutation!(
+    v1::SetCollectorPageSizeRequest,
+    "SetCollectorPageSize",
+    |r| Ok(Command::SetCollectorPageSize {
+        collector: r.collector,
+        max_count: r.max_count,
+    })
+);
+mutation!(v1::DestroyCollectorRequest, "DestroyCollector", |r| Ok(
+    Command::DestroyCollector {
+        collector: r.collector
+    }
+));
 
 impl Api {
     /// Runs one mutating call end to end: caller, client identity, command,
-    /// submission through the leader. Returns the task and the leader's address.
-    async fn run<M: Mutation>(
-        &self,
-        request: Request<M>,
-    ) -> Result<(v1::TaskInfo, String), Status> {
+    /// submission through the leader. Returns the reply and the leader's address.
+    async fn run<M: Mutation>(&self, request: Request<M>) -> Result<(Reply, String), Status> {
         let caller = caller(&request);
         let request = request.into_inner();
         let client = client(request.header())?;
-        let command = request.command().map_err(fault_status)?;
-        let (info, leader) = self.mutate(M::METHOD, caller, client, command).await?;
-        Ok((info.into(), leader))
+        let command = request.command(&self.node.settings).map_err(fault_status)?;
+        self.mutate(M::METHOD, caller, client, command).await
     }
+
+    /// [`Api::run`] for the methods that return the task they changed.
+    async fn run_task<M: Mutation>(
+        &self,
+        request: Request<M>,
+    ) -> Result<(v1::TaskInfo, String), Status> {
+        match self.run(request).await? {
+            (Reply::Task { info }, leader) => Ok((info.into(), leader)),
+            (other, _) => Err(unexpected(M::METHOD, &other)),
+        }
+    }
+
+    /// [`Api::run`] for the collector methods that return tasks.
+    async fn run_tasks<M: Mutation>(
+        &self,
+        request: Request<M>,
+    ) -> Result<(Vec<v1::TaskInfo>, String), Status> {
+        match self.run(request).await? {
+            (Reply::Tasks { tasks }, leader) => {
+                Ok((tasks.into_iter().map(Into::into).collect(), leader))
+            }
+            (other, _) => Err(unexpected(M::METHOD, &other)),
+        }
+    }
+
+    /// [`Api::run`] for the collector methods that return nothing.
+    async fn run_done<M: Mutation>(&self, request: Request<M>) -> Result<String, Status> {
+        match self.run(request).await? {
+            (Reply::Done, leader) => Ok(leader),
+            (other, _) => Err(unexpected(M::METHOD, &other)),
+        }
+    }
+}
+
+fn unexpected(method: &str, reply: &Reply) -> Status {
+    Status::internal(format!("{method} returned {reply:?}"))
 }
 
 #[tonic::async_trait]
@@ -220,7 +300,7 @@ impl task_server::Task for Api {
         &self,
         request: Request<v1::CancelTaskRequest>,
     ) -> Result<Response<v1::CancelTaskResponse>, Status> {
-        let (info, leader_hint) = self.run(request).await?;
+        let (info, leader_hint) = self.run_task(request).await?;
         Ok(Response::new(v1::CancelTaskResponse {
             info: Some(info),
             leader_hint,
@@ -231,7 +311,7 @@ impl task_server::Task for Api {
         &self,
         request: Request<v1::UpdateProgressRequest>,
     ) -> Result<Response<v1::UpdateProgressResponse>, Status> {
-        let (info, leader_hint) = self.run(request).await?;
+        let (info, leader_hint) = self.run_task(request).await?;
         Ok(Response::new(v1::UpdateProgressResponse {
             info: Some(info),
             leader_hint,
@@ -242,7 +322,7 @@ impl task_server::Task for Api {
         &self,
         request: Request<v1::SetTaskStateRequest>,
     ) -> Result<Response<v1::SetTaskStateResponse>, Status> {
-        let (info, leader_hint) = self.run(request).await?;
+        let (info, leader_hint) = self.run_task(request).await?;
         Ok(Response::new(v1::SetTaskStateResponse {
             info: Some(info),
             leader_hint,
@@ -253,7 +333,7 @@ impl task_server::Task for Api {
         &self,
         request: Request<v1::SetTaskDescriptionRequest>,
     ) -> Result<Response<v1::SetTaskDescriptionResponse>, Status> {
-        let (info, leader_hint) = self.run(request).await?;
+        let (info, leader_hint) = self.run_task(request).await?;
         Ok(Response::new(v1::SetTaskDescriptionResponse {
             info: Some(info),
             leader_hint,
@@ -265,19 +345,13 @@ type WatchStream = std::pin::Pin<
     Box<dyn futures::Stream<Item = Result<v1::WatchTasksResponse, Status>> + Send + 'static>,
 >;
 
-fn not_yet(method: &str) -> Status {
-    Status::unimplemented(format!(
-        "{method} is not served by this version of vtaskd yet"
-    ))
-}
-
 #[tonic::async_trait]
 impl task_manager_server::TaskManager for Api {
     async fn create_task(
         &self,
         request: Request<v1::CreateTaskRequest>,
     ) -> Result<Response<v1::CreateTaskResponse>, Status> {
-        let (info, leader_hint) = self.run(request).await?;
+        let (info, leader_hint) = self.run_task(request).await?;
         Ok(Response::new(v1::CreateTaskResponse {
             info: Some(info),
             leader_hint,
@@ -485,58 +559,102 @@ impl task_manager_server::TaskManager for Api {
 
     async fn create_collector_for_tasks(
         &self,
-        _request: Request<v1::CreateCollectorForTasksRequest>,
+        request: Request<v1::CreateCollectorForTasksRequest>,
     ) -> Result<Response<v1::CreateCollectorForTasksResponse>, Status> {
-        Err(not_yet("CreateCollectorForTasks"))
+        match self.run(request).await? {
+            (
+                Reply::Collector {
+                    collector,
+                    latest_page,
+                },
+                leader_hint,
+            ) => Ok(Response::new(v1::CreateCollectorForTasksResponse {
+                collector: collector.to_string(),
+                latest_page: latest_page.into_iter().map(Into::into).collect(),
+                leader_hint,
+            })),
+            (other, _) => Err(unexpected("CreateCollectorForTasks", &other)),
+        }
     }
 
     async fn read_next_tasks(
         &self,
-        _request: Request<v1::ReadNextTasksRequest>,
+        request: Request<v1::ReadNextTasksRequest>,
     ) -> Result<Response<v1::ReadNextTasksResponse>, Status> {
-        Err(not_yet("ReadNextTasks"))
+        let (tasks, leader_hint) = self.run_tasks(request).await?;
+        Ok(Response::new(v1::ReadNextTasksResponse {
+            tasks,
+            leader_hint,
+        }))
     }
 
     async fn read_previous_tasks(
         &self,
-        _request: Request<v1::ReadPreviousTasksRequest>,
+        request: Request<v1::ReadPreviousTasksRequest>,
     ) -> Result<Response<v1::ReadPreviousTasksResponse>, Status> {
-        Err(not_yet("ReadPreviousTasks"))
+        let (tasks, leader_hint) = self.run_tasks(request).await?;
+        Ok(Response::new(v1::ReadPreviousTasksResponse {
+            tasks,
+            leader_hint,
+        }))
     }
 
     async fn rewind_collector(
         &self,
-        _request: Request<v1::RewindCollectorRequest>,
+        request: Request<v1::RewindCollectorRequest>,
     ) -> Result<Response<v1::RewindCollectorResponse>, Status> {
-        Err(not_yet("RewindCollector"))
+        let leader_hint = self.run_done(request).await?;
+        Ok(Response::new(v1::RewindCollectorResponse { leader_hint }))
     }
 
     async fn reset_collector(
         &self,
-        _request: Request<v1::ResetCollectorRequest>,
+        request: Request<v1::ResetCollectorRequest>,
     ) -> Result<Response<v1::ResetCollectorResponse>, Status> {
-        Err(not_yet("ResetCollector"))
+        let leader_hint = self.run_done(request).await?;
+        Ok(Response::new(v1::ResetCollectorResponse { leader_hint }))
     }
 
     async fn set_collector_page_size(
         &self,
-        _request: Request<v1::SetCollectorPageSizeRequest>,
+        request: Request<v1::SetCollectorPageSizeRequest>,
     ) -> Result<Response<v1::SetCollectorPageSizeResponse>, Status> {
-        Err(not_yet("SetCollectorPageSize"))
+        let (latest_page, leader_hint) = self.run_tasks(request).await?;
+        Ok(Response::new(v1::SetCollectorPageSizeResponse {
+            latest_page,
+            leader_hint,
+        }))
     }
 
     async fn destroy_collector(
         &self,
-        _request: Request<v1::DestroyCollectorRequest>,
+        request: Request<v1::DestroyCollectorRequest>,
     ) -> Result<Response<v1::DestroyCollectorResponse>, Status> {
-        Err(not_yet("DestroyCollector"))
+        let leader_hint = self.run_done(request).await?;
+        Ok(Response::new(v1::DestroyCollectorResponse { leader_hint }))
     }
 
+    /// `latestPage` is a property: a read, not a log entry, so it does not
+    /// count as a use of the collector (D24).
     async fn get_latest_page(
         &self,
-        _request: Request<v1::GetLatestPageRequest>,
+        request: Request<v1::GetLatestPageRequest>,
     ) -> Result<Response<v1::GetLatestPageResponse>, Status> {
-        Err(not_yet("GetLatestPage"))
+        let caller = caller(&request);
+        let request = request.into_inner();
+        self.before_read(consistency(request.consistency)?).await?;
+        let read = self.node.read.clone();
+        let id = vtask_model::CollectorId::parse(&request.collector);
+        let found = match id {
+            Some(id) => blocking(move || read.collector(id)).await?,
+            None => None,
+        };
+        let collector =
+            vtask_model::collector_for(found, &caller, &request.collector).map_err(fault_status)?;
+        Ok(Response::new(v1::GetLatestPageResponse {
+            latest_page: collector.latest_page.into_iter().map(Into::into).collect(),
+            filter: Some(collector.filter.into()),
+        }))
     }
 }
 

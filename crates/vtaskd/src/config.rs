@@ -58,6 +58,24 @@ pub struct Flags {
     /// Log format: text or json [default: text].
     #[arg(long, env = "VTASKD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// How long a finished task stays readable, in minutes; never below 10 (D16) [default: 10080, 7 days].
+    #[arg(long, env = "VTASKD_RETENTION_MINUTES")]
+    pub retention_minutes: Option<u64>,
+    /// Task history collectors one user may hold at once (D18) [default: 32].
+    #[arg(long, env = "VTASKD_MAX_COLLECTORS")]
+    pub max_collectors: Option<u32>,
+    /// A collector unused for this many seconds is destroyed (D24) [default: 1800].
+    #[arg(long, env = "VTASKD_COLLECTOR_IDLE_SECS")]
+    pub collector_idle_secs: Option<u64>,
+    /// Testing only: shift this node's wall clock by this many milliseconds
+    /// (may be negative), to rehearse clock skew between leaders.
+    #[arg(
+        long,
+        env = "VTASKD_CLOCK_OFFSET_MS",
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// The TOML file's contents: the same settings as the flags.
@@ -76,6 +94,10 @@ struct FileSettings {
     batch_max: Option<usize>,
     batch_inflight: Option<usize>,
     log_format: Option<String>,
+    retention_minutes: Option<u64>,
+    max_collectors: Option<u32>,
+    collector_idle_secs: Option<u64>,
+    clock_offset_ms: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +122,17 @@ pub struct Config {
     pub batch_max: usize,
     pub batch_inflight: usize,
     pub log_format: LogFormat,
+    pub tasks: TaskSettings,
+    pub clock_offset_ms: i64,
+}
+
+/// Settings of the task service that every node should share: the leader's
+/// values go into the log entries it proposes.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskSettings {
+    pub retention: Duration,
+    pub max_collectors: u32,
+    pub collector_idle: Duration,
 }
 
 /// A setting that is missing or wrong, named with where it came from.
@@ -181,7 +214,31 @@ impl Config {
                 })
             }
         };
+        let retention_minutes = pick!(retention_minutes).unwrap_or(7 * 24 * 60);
+        let min_minutes = vtask_model::MIN_RETENTION_MILLIS / 60_000;
+        if retention_minutes < min_minutes {
+            return Err(ConfigError::Invalid {
+                key: "retention_minutes",
+                message: format!(
+                    "{retention_minutes} is below the minimum of {min_minutes} minutes (D16)"
+                ),
+            });
+        }
+        let tasks = TaskSettings {
+            retention: Duration::from_secs(retention_minutes * 60),
+            max_collectors: positive(
+                "max_collectors",
+                pick!(max_collectors).unwrap_or(vtask_model::DEFAULT_MAX_COLLECTORS) as u64,
+            )? as u32,
+            collector_idle: Duration::from_secs(positive(
+                "collector_idle_secs",
+                pick!(collector_idle_secs)
+                    .unwrap_or(vtask_model::DEFAULT_COLLECTOR_IDLE_MILLIS / 1000),
+            )?),
+        };
         Ok(Config {
+            tasks,
+            clock_offset_ms: pick!(clock_offset_ms).unwrap_or(0),
             node_id,
             listen,
             http,

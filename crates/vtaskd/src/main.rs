@@ -85,6 +85,13 @@ async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     tracing::info!(node_id = config.node_id, listen = %config.listen, http = %config.http, data_dir = %config.data_dir.display(), "starting");
+    if config.clock_offset_ms != 0 {
+        tracing::warn!(
+            offset_ms = config.clock_offset_ms,
+            "this node's clock is shifted for testing (--clock-offset-ms)"
+        );
+        proposer::set_clock_offset(config.clock_offset_ms);
+    }
     let node = Node::start(&config).await?;
     housekeeping::start(node.clone());
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -13,6 +13,7 @@ pub struct Metrics {
     /// (method, outcome) → count. Outcome is `ok`, a fault type name, or a gRPC code.
     requests: Mutex<BTreeMap<(&'static str, String), u64>>,
     forwarded: AtomicU64,
+    expired: AtomicU64,
 }
 
 impl Metrics {
@@ -29,6 +30,11 @@ impl Metrics {
 
     pub fn forwarded(&self) {
         self.forwarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tasks this node, as leader, removed after the retention period (D16).
+    pub fn expired(&self, count: u64) {
+        self.expired.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Renders every metric, plus the Raft gauges passed in.
@@ -64,6 +70,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP vtask_proposer_batches_total Raft entries proposed by the group-commit proposer.\n# TYPE vtask_proposer_batches_total counter\nvtask_proposer_batches_total {}", self.batches.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP vtask_proposer_requests_total Requests carried in those entries.\n# TYPE vtask_proposer_requests_total counter\nvtask_proposer_requests_total {}", self.batched_requests.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP vtask_forwarded_total Requests this node forwarded to the leader.\n# TYPE vtask_forwarded_total counter\nvtask_forwarded_total {}", self.forwarded.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP vtask_tasks_expired_total Finished tasks this node removed as leader after the retention period.\n# TYPE vtask_tasks_expired_total counter\nvtask_tasks_expired_total {}", self.expired.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP vtask_requests_total API requests by method and outcome.\n# TYPE vtask_requests_total counter");
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         for ((method, outcome), count) in requests.iter() {

@@ -65,6 +65,7 @@ pub struct Node {
     pub network: Network,
     pub members: Arc<BTreeMap<NodeId, String>>,
     pub metrics: Arc<Metrics>,
+    pub settings: crate::config::TaskSettings,
 }
 
 impl Node {
@@ -116,6 +117,7 @@ impl Node {
             network,
             members: Arc::new(config.initial_cluster.clone()),
             metrics,
+            settings: config.tasks,
         };
         node.bootstrap().await?;
         Ok(node)

@@ -160,11 +160,20 @@ impl LeaderClock {
     }
 }
 
+/// A shift of this node's wall clock in microseconds, set once at start
+/// (`--clock-offset-ms`, testing only): it lets tests and chaos runs rehearse
+/// clock skew and the passing of retention periods.
+static CLOCK_OFFSET_MICROS: AtomicI64 = AtomicI64::new(0);
+
+pub fn set_clock_offset(millis: i64) {
+    CLOCK_OFFSET_MICROS.store(millis.saturating_mul(1000), Ordering::Relaxed);
+}
+
 /// This node's wall clock. Only the proposer (stamping entries) and reads
 /// that need "now" call it; apply never does.
 pub fn wall_clock() -> Timestamp {
     let micros = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-    Timestamp::from_micros(micros)
+    Timestamp::from_micros(micros.saturating_add(CLOCK_OFFSET_MICROS.load(Ordering::Relaxed)))
 }
