@@ -88,3 +88,107 @@ impl Client {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tonic::transport::server::TcpIncoming;
+    use tonic::{Request, Response};
+    use vtask_proto::etcd::etcdserverpb::kv_server::{Kv, KvServer};
+    use vtask_proto::etcd::etcdserverpb::{PutResponse, RangeResponse};
+    use vtask_proto::etcd::mvccpb::KeyValue;
+
+    use super::*;
+    use crate::bench::{run_one, BenchArgs, Target};
+    use crate::Conn;
+
+    /// Stands in for etcd's KV service, so the etcd side of the tool is
+    /// tested where no etcd is installed.
+    #[derive(Default)]
+    struct FakeEtcd {
+        keys: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+        linearizable: AtomicU64,
+        serializable: AtomicU64,
+    }
+
+    #[tonic::async_trait]
+    impl Kv for FakeEtcd {
+        async fn range(
+            &self,
+            request: Request<RangeRequest>,
+        ) -> Result<Response<RangeResponse>, Status> {
+            let request = request.into_inner();
+            let counter = if request.serializable {
+                &self.serializable
+            } else {
+                &self.linearizable
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let keys = self.keys.lock().unwrap();
+            let kvs = keys
+                .get(&request.key)
+                .map(|value| KeyValue {
+                    key: request.key.clone(),
+                    value: value.clone(),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect();
+            Ok(Response::new(RangeResponse {
+                kvs,
+                ..Default::default()
+            }))
+        }
+
+        async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+            let request = request.into_inner();
+            if request.value.len() != VALUE_BYTES {
+                return Err(Status::invalid_argument("not a 150-byte value"));
+            }
+            self.keys.lock().unwrap().insert(request.key, request.value);
+            Ok(Response::new(PutResponse::default()))
+        }
+    }
+
+    #[tokio::test]
+    async fn bench_etcd_workloads_put_and_range_through_etcds_kv_service() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming = TcpIncoming::from_listener(listener, true, None).unwrap();
+        let fake = Arc::new(FakeEtcd::default());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(KvServer::from_arc(fake.clone()))
+                .serve_with_incoming(incoming),
+        );
+        let conn = Conn::new(vec![addr.to_string()]);
+        let args = BenchArgs {
+            workloads: Vec::new(),
+            clients: Vec::new(),
+            duration: Duration::from_millis(300),
+            warmup: Duration::from_millis(100),
+            target: Target::Etcd,
+            connections: Some(2),
+            server_pids: Vec::new(),
+        };
+        for workload in [
+            Workload::Progress,
+            Workload::Get,
+            Workload::GetStale,
+            Workload::Mixed,
+        ] {
+            let before = fake.serializable.load(Ordering::Relaxed);
+            let report = run_one(&conn, &args, workload, 3, &[]).await.unwrap();
+            assert!(report.ops > 0, "{workload:?}: no operations");
+            assert_eq!(report.errors, 0, "{workload:?}: {:?}", report.first_error);
+            let stale_reads = fake.serializable.load(Ordering::Relaxed) - before;
+            assert_eq!(stale_reads > 0, workload == Workload::GetStale);
+        }
+        assert_eq!(fake.keys.lock().unwrap().len(), 3, "one key per client");
+        assert!(fake.linearizable.load(Ordering::Relaxed) > 0);
+    }
+}
