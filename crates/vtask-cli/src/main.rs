@@ -92,12 +92,14 @@ enum Verb {
     },
     /// List tasks, oldest first.
     List {
-        /// Only tasks in these states (queued, running, success, error).
-        #[arg(long, value_delimiter = ',')]
-        state: Vec<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// The most tasks to show.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Continue after this task key (the last key of the previous page).
+        #[arg(long)]
+        after: Option<String>,
     },
     /// Recent tasks (D17): queued and running ones, and those completed in the last 10 minutes.
     Recent,
@@ -146,9 +148,8 @@ enum Verb {
     Watch {
         /// The task to follow; without it, every task the filter selects.
         key: Option<String>,
-        /// Only tasks in these states.
-        #[arg(long, value_delimiter = ',')]
-        state: Vec<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Replay changes from this revision on, instead of starting with the current state.
         #[arg(long)]
         from: Option<u64>,
@@ -156,11 +157,100 @@ enum Verb {
     /// Load a cluster (vtask, or etcd for comparison) with a workload and
     /// report ops/s, latency percentiles, errors and server CPU per 1000 ops.
     Bench(bench::BenchArgs),
+    /// Task history collectors (spec §8.2): a cursor over every task a
+    /// filter selects, kept by the cluster so it survives a leader change.
+    Collector {
+        #[command(subcommand)]
+        verb: CollectorVerb,
+    },
     /// Cluster administration.
     Cluster {
         #[command(subcommand)]
         verb: ClusterVerb,
     },
+}
+
+/// `TaskFilterSpec` (spec §8.1) on the command line. Fields combine with
+/// AND; the values of one flag with OR.
+#[derive(Debug, Default, clap::Args)]
+struct FilterArgs {
+    /// Only tasks in these states (queued, running, success, error).
+    #[arg(long, value_delimiter = ',')]
+    state: Vec<String>,
+    /// Only tasks on this entity, TYPE:VALUE (e.g. VirtualMachine:vm-42).
+    #[arg(long, value_parser = parse_moref)]
+    entity: Option<MoRef>,
+    /// Only tasks initiated by these users.
+    #[arg(long = "initiated-by", value_delimiter = ',')]
+    users: Vec<String>,
+    /// Only tasks with these activation ids.
+    #[arg(long, value_delimiter = ',')]
+    activation_id: Vec<String>,
+    /// Only tasks with these change tags ("" selects tasks without one).
+    #[arg(long, value_delimiter = ',')]
+    tag: Vec<String>,
+    /// Only children of these tasks.
+    #[arg(long, value_delimiter = ',')]
+    parent: Vec<String>,
+    /// Only tasks under these root tasks.
+    #[arg(long, value_delimiter = ',')]
+    root: Vec<String>,
+}
+
+impl FilterArgs {
+    fn spec(&self) -> Result<vtask_model::TaskFilterSpec, Failure> {
+        let mut spec = state_filter(&self.state)?;
+        spec.entity = self
+            .entity
+            .clone()
+            .map(|entity| vtask_model::FilterByEntity {
+                entity,
+                recursion: vtask_model::RecursionOption::Itself,
+            });
+        if !self.users.is_empty() {
+            spec.user_name = Some(vtask_model::FilterByUsername {
+                system_user: false,
+                user_list: self.users.clone(),
+            });
+        }
+        spec.activation_id = self.activation_id.clone();
+        spec.tag = self.tag.clone();
+        spec.parent_task_key = self.parent.clone();
+        spec.root_task_key = self.root.clone();
+        Ok(spec)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum CollectorVerb {
+    /// Create a collector over the tasks the filter selects; prints its name
+    /// and latest page. The cursor starts before the oldest task.
+    Create {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// The next tasks after the cursor, oldest first (ReadNextTasks); none at the end.
+    Next {
+        collector: String,
+        #[arg(long, default_value_t = 10)]
+        max: i32,
+    },
+    /// The tasks before the cursor, newest first (ReadPreviousTasks); none at the head.
+    Prev {
+        collector: String,
+        #[arg(long, default_value_t = 10)]
+        max: i32,
+    },
+    /// Move the cursor before the oldest task (RewindCollector).
+    Rewind { collector: String },
+    /// Move the cursor just before the latest page (ResetCollector).
+    Reset { collector: String },
+    /// Show the latest page: the newest matching tasks, newest first.
+    Page { collector: String },
+    /// Set the latest page's size, 1..1000 or 0 for 10 (SetCollectorPageSize); rewinds the cursor.
+    PageSize { collector: String, size: i32 },
+    /// Destroy the collector (DestroyCollector).
+    Destroy { collector: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +295,43 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
             "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
         )),
     }
+}
+
+async fn collector(conn: &Conn, format: Format, verb: CollectorVerb) -> Result<(), Failure> {
+    match verb {
+        CollectorVerb::Create { filter } => {
+            let (name, page) = conn.create_collector(filter.spec()?).await?;
+            output::print_collector(format, &name, &page);
+        }
+        CollectorVerb::Next { collector, max } => {
+            output::print_tasks(format, &conn.read_next_tasks(&collector, max).await?)
+        }
+        CollectorVerb::Prev { collector, max } => {
+            output::print_tasks(format, &conn.read_previous_tasks(&collector, max).await?)
+        }
+        CollectorVerb::Rewind { collector } => conn.rewind_collector(&collector).await?,
+        CollectorVerb::Reset { collector } => conn.reset_collector(&collector).await?,
+        CollectorVerb::Page { collector } => {
+            output::print_tasks(format, &conn.latest_page(&collector).await?)
+        }
+        CollectorVerb::PageSize { collector, size } => output::print_tasks(
+            format,
+            &conn.set_collector_page_size(&collector, size).await?,
+        ),
+        CollectorVerb::Destroy { collector } => conn.destroy_collector(&collector).await?,
+    }
+    Ok(())
+}
+
+/// A filter on the states named on the command line (none: every task).
+fn state_filter(states: &[String]) -> Result<vtask_model::TaskFilterSpec, Failure> {
+    Ok(vtask_model::TaskFilterSpec {
+        state: states
+            .iter()
+            .map(|s| parse_state(s))
+            .collect::<Result<_, _>>()?,
+        ..Default::default()
+    })
 }
 
 fn parse_state(text: &str) -> Result<State, Failure> {
@@ -301,16 +428,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             output::print_task(format, &conn.create_task(args).await?);
         }
         Verb::Get { key, stale } => output::print_task(format, &conn.get_task(&key, stale).await?),
-        Verb::List { state, limit } => {
-            let states = state
-                .iter()
-                .map(|s| parse_state(s))
-                .collect::<Result<Vec<_>, _>>()?;
-            let filter = vtask_model::TaskFilterSpec {
-                state: states,
-                ..Default::default()
-            };
-            let (tasks, _) = conn.list_tasks(filter, limit, "").await?;
+        Verb::List {
+            filter,
+            limit,
+            after,
+        } => {
+            let after = after.unwrap_or_default();
+            let (tasks, _) = conn.list_tasks(filter.spec()?, limit, &after).await?;
             output::print_tasks(format, &tasks);
         }
         Verb::Recent => output::print_tasks(format, &conn.recent_tasks().await?),
@@ -362,25 +486,19 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 State::Queued | State::Running => 4,
             });
         }
-        Verb::Watch { key, state, from } => {
-            let selector = match (key, state.is_empty()) {
-                (Some(key), _) => v1::watch_tasks_request::Selector::Task(key),
-                (None, false) => {
-                    let states = state
-                        .iter()
-                        .map(|s| parse_state(s))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let filter = vtask_model::TaskFilterSpec {
-                        state: states,
-                        ..Default::default()
-                    };
-                    v1::watch_tasks_request::Selector::Filter(filter.into())
+        Verb::Watch { key, filter, from } => {
+            let spec = filter.spec()?;
+            let selector = match key {
+                Some(key) => vtask_client::WatchSelector::Task(key),
+                None if spec == vtask_model::TaskFilterSpec::default() => {
+                    vtask_client::WatchSelector::All
                 }
-                (None, true) => v1::watch_tasks_request::Selector::All(()),
+                None => vtask_client::WatchSelector::Filter(spec),
             };
             return watch::run(&conn, format, selector, from.unwrap_or(0)).await;
         }
         Verb::Bench(args) => bench::run(&conn, format, args).await?,
+        Verb::Collector { verb } => collector(&conn, format, verb).await?,
         Verb::Cluster {
             verb: ClusterVerb::Status,
         } => {

@@ -122,6 +122,24 @@ pub fn print_task(format: Format, info: &TaskInfo) {
     }
 }
 
+/// A new collector: its name, then its latest page.
+pub fn print_collector(format: Format, name: &str, page: &[TaskInfo]) {
+    match format {
+        Format::Key => println!("{name}"),
+        Format::Json => {
+            let page: Vec<_> = page.iter().map(task_json).collect();
+            println!(
+                "{}",
+                serde_json::json!({"collector": name, "latestPage": page})
+            );
+        }
+        Format::Table => {
+            println!("collector: {name}");
+            print_tasks(format, page);
+        }
+    }
+}
+
 pub fn print_tasks(format: Format, tasks: &[TaskInfo]) {
     match format {
         Format::Table => {

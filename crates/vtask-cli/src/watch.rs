@@ -1,16 +1,14 @@
-//! `vtask watch`: a WatchTasks stream that reconnects (to the next endpoint,
-//! from the last revision it saw) when the node it reads from goes away.
+//! `vtask watch`: prints the events of a [`vtask_client::Watch`], which
+//! reconnects (to the next endpoint, after the last change it delivered)
+//! when the node it reads from goes away.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use vtask_client::{WatchKind, WatchSelector};
 use vtask_model::{State, TaskInfo};
-use vtask_proto::convert::status_to_fault;
-use vtask_proto::v1::task_manager_client::TaskManagerClient;
-use vtask_proto::v1::{self, watch_tasks_request::Selector, ChangeKind};
 
 use crate::output::task_json;
 use crate::{Conn, Failure, Format};
@@ -20,86 +18,37 @@ use crate::{Conn, Failure, Format};
 pub async fn run(
     conn: &Conn,
     format: Format,
-    selector: Selector,
+    selector: WatchSelector,
     from: u64,
 ) -> Result<u8, Failure> {
-    let single = matches!(selector, Selector::Task(_));
+    let single = matches!(selector, WatchSelector::Task(_));
     let mut bars = (format == Format::Table && std::io::stdout().is_terminal()).then(Bars::default);
-    let mut next = from;
-    let mut endpoint = 0;
-    let mut failures = 0;
+    let mut watch = conn.watch(selector, from);
     loop {
-        let addr = &conn.endpoints()[endpoint % conn.endpoints().len()];
-        let request = v1::WatchTasksRequest {
-            selector: Some(selector.clone()),
-            start_revision: next,
-        };
-        let stream = TaskManagerClient::new(Conn::channel(addr)?)
-            .watch_tasks(conn.request(request))
-            .await;
-        let mut stream = match stream {
-            Ok(stream) => stream.into_inner(),
-            Err(status) => {
-                if let Some(fault) = status_to_fault(&status) {
-                    return Err(Failure::Fault(fault));
-                }
-                failures += 1;
-                if failures > 50 {
-                    return Err(Failure::Unavailable(format!(
-                        "no node serves the watch (last: {addr}: {})",
-                        status.message()
-                    )));
-                }
-                endpoint += 1;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        failures = 0;
-        loop {
-            match stream.message().await {
-                Ok(Some(event)) => {
-                    let kind = ChangeKind::try_from(event.kind).unwrap_or(ChangeKind::Unspecified);
-                    let info = event
-                        .info
-                        .map(TaskInfo::try_from)
-                        .transpose()
-                        .map_err(Failure::Fault)?;
-                    // A CURRENT event is part of a snapshot at its revision;
-                    // resuming must replay from the revision after it.
-                    next = event.revision + 1;
-                    match (&mut bars, &info) {
-                        (Some(bars), Some(info)) => bars.show(info),
-                        (Some(_), None) => {}
-                        (None, _) => print_event(format, event.revision, kind, info.as_ref()),
-                    }
-                    if let (true, Some(info)) = (single, &info) {
-                        match info.state {
-                            State::Success => return Ok(0),
-                            State::Error => return Ok(1),
-                            State::Queued | State::Running => {}
-                        }
-                    }
-                }
-                Ok(None) | Err(_) => {
-                    // The node went away: resume elsewhere from where we were.
-                    endpoint += 1;
-                    break;
-                }
+        let event = watch.next().await?;
+        match (&mut bars, &event.info) {
+            (Some(bars), Some(info)) => bars.show(info),
+            (Some(_), None) => {}
+            (None, info) => print_event(format, event.revision, event.kind, info.as_ref()),
+        }
+        if let (true, Some(info)) = (single, &event.info) {
+            match info.state {
+                State::Success => return Ok(0),
+                State::Error => return Ok(1),
+                State::Queued | State::Running => {}
             }
         }
     }
 }
 
-fn print_event(format: Format, revision: u64, kind: ChangeKind, info: Option<&TaskInfo>) {
+fn print_event(format: Format, revision: u64, kind: WatchKind, info: Option<&TaskInfo>) {
     let kind_name = match kind {
-        ChangeKind::Created => "created",
-        ChangeKind::Updated => "updated",
-        ChangeKind::Removed => "removed",
-        ChangeKind::Current => "current",
-        ChangeKind::Resync => "resync",
-        ChangeKind::Synced => "synced",
-        ChangeKind::Unspecified => "unknown",
+        WatchKind::Created => "created",
+        WatchKind::Updated => "updated",
+        WatchKind::Removed => "removed",
+        WatchKind::Current => "current",
+        WatchKind::Resync => "resync",
+        WatchKind::Synced => "synced",
     };
     match format {
         Format::Json => {

@@ -351,6 +351,171 @@ impl Client {
             .collect()
     }
 
+    /// `TaskManager.CreateCollectorForTasks` (spec §7.3): the collector's
+    /// name and its first latest page (newest first).
+    pub async fn create_collector(
+        &self,
+        filter: TaskFilterSpec,
+    ) -> Result<(String, Vec<TaskInfo>), Error> {
+        let message = v1::CreateCollectorForTasksRequest {
+            header: Some(self.next_header()),
+            filter: Some(filter.into()),
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move {
+                    TaskManagerClient::new(ch)
+                        .create_collector_for_tasks(request)
+                        .await
+                }
+            })
+            .await?
+            .into_inner();
+        Ok((reply.collector, infos(reply.latest_page)?))
+    }
+
+    /// `ReadNextTasks`: up to `max_count` tasks after the cursor, oldest
+    /// first; empty at the end.
+    pub async fn read_next_tasks(
+        &self,
+        collector: &str,
+        max_count: i32,
+    ) -> Result<Vec<TaskInfo>, Error> {
+        let message = v1::ReadNextTasksRequest {
+            header: Some(self.next_header()),
+            collector: collector.into(),
+            max_count,
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskManagerClient::new(ch).read_next_tasks(request).await }
+            })
+            .await?;
+        infos(reply.into_inner().tasks)
+    }
+
+    /// `ReadPreviousTasks`: up to `max_count` tasks before the cursor,
+    /// newest first; empty at the head.
+    pub async fn read_previous_tasks(
+        &self,
+        collector: &str,
+        max_count: i32,
+    ) -> Result<Vec<TaskInfo>, Error> {
+        let message = v1::ReadPreviousTasksRequest {
+            header: Some(self.next_header()),
+            collector: collector.into(),
+            max_count,
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move {
+                    TaskManagerClient::new(ch)
+                        .read_previous_tasks(request)
+                        .await
+                }
+            })
+            .await?;
+        infos(reply.into_inner().tasks)
+    }
+
+    /// `RewindCollector`: the cursor goes before the oldest task.
+    pub async fn rewind_collector(&self, collector: &str) -> Result<(), Error> {
+        let message = v1::RewindCollectorRequest {
+            header: Some(self.next_header()),
+            collector: collector.into(),
+        };
+        self.call(|ch| {
+            let request = self.request(message.clone());
+            async move { TaskManagerClient::new(ch).rewind_collector(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `ResetCollector`: the cursor goes just before the latest page (D20).
+    pub async fn reset_collector(&self, collector: &str) -> Result<(), Error> {
+        let message = v1::ResetCollectorRequest {
+            header: Some(self.next_header()),
+            collector: collector.into(),
+        };
+        self.call(|ch| {
+            let request = self.request(message.clone());
+            async move { TaskManagerClient::new(ch).reset_collector(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `SetCollectorPageSize` (D19): the rebuilt latest page.
+    pub async fn set_collector_page_size(
+        &self,
+        collector: &str,
+        max_count: i32,
+    ) -> Result<Vec<TaskInfo>, Error> {
+        let message = v1::SetCollectorPageSizeRequest {
+            header: Some(self.next_header()),
+            collector: collector.into(),
+            max_count,
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move {
+                    TaskManagerClient::new(ch)
+                        .set_collector_page_size(request)
+                        .await
+                }
+            })
+            .await?;
+        infos(reply.into_inner().latest_page)
+    }
+
+    /// `DestroyCollector`.
+    pub async fn destroy_collector(&self, collector: &str) -> Result<(), Error> {
+        let message = v1::DestroyCollectorRequest {
+            header: Some(self.next_header()),
+            collector: collector.into(),
+        };
+        self.call(|ch| {
+            let request = self.request(message.clone());
+            async move { TaskManagerClient::new(ch).destroy_collector(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// A collector's `latestPage` (newest first), read linearizably.
+    pub async fn latest_page(&self, collector: &str) -> Result<Vec<TaskInfo>, Error> {
+        let message = v1::GetLatestPageRequest {
+            collector: collector.into(),
+            consistency: v1::ReadConsistency::Linearizable as i32,
+        };
+        let reply = self
+            .call(|ch| {
+                let request = self.request(message.clone());
+                async move { TaskManagerClient::new(ch).get_latest_page(request).await }
+            })
+            .await?;
+        infos(reply.into_inner().latest_page)
+    }
+
+    /// Follows the tasks `selector` picks, from `from` (0: their current
+    /// state first). See [`Watch`].
+    pub fn watch(&self, selector: WatchSelector, from: u64) -> Watch<'_> {
+        Watch {
+            client: self,
+            selector: selector.into(),
+            next: from,
+            in_snapshot: false,
+            endpoint: 0,
+            stream: None,
+            pending_resync: false,
+        }
+    }
+
     /// `TaskManager.GetTaskHistory` (D23), in wire form.
     pub async fn task_history(&self, key: &str) -> Result<Vec<v1::TaskChange>, Error> {
         let message = v1::GetTaskHistoryRequest {
@@ -367,7 +532,194 @@ impl Client {
     }
 }
 
+fn infos(list: Vec<v1::TaskInfo>) -> Result<Vec<TaskInfo>, Error> {
+    list.into_iter().map(|t| info(Some(t))).collect()
+}
+
 fn info(info: Option<v1::TaskInfo>) -> Result<TaskInfo, Error> {
     let info = info.ok_or_else(|| Error::Protocol("the server sent no TaskInfo".into()))?;
     TaskInfo::try_from(info).map_err(|fault| Error::Protocol(fault.to_string()))
+}
+
+/// Which tasks a watch follows.
+#[derive(Clone, Debug)]
+pub enum WatchSelector {
+    Task(String),
+    Filter(TaskFilterSpec),
+    All,
+}
+
+impl From<WatchSelector> for v1::watch_tasks_request::Selector {
+    fn from(selector: WatchSelector) -> Self {
+        match selector {
+            WatchSelector::Task(key) => v1::watch_tasks_request::Selector::Task(key),
+            WatchSelector::Filter(filter) => {
+                v1::watch_tasks_request::Selector::Filter(filter.into())
+            }
+            WatchSelector::All => v1::watch_tasks_request::Selector::All(()),
+        }
+    }
+}
+
+/// What one watch event says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchKind {
+    Created,
+    Updated,
+    /// Removed by retention (D16); the info is the task's last state.
+    Removed,
+    /// The state of a selected task, part of a snapshot at the event's revision.
+    Current,
+    /// Forget what you know of the selected tasks: a snapshot follows.
+    Resync,
+    /// The snapshot is complete; live changes follow.
+    Synced,
+}
+
+/// One event of a [`Watch`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchEvent {
+    pub revision: u64,
+    pub kind: WatchKind,
+    pub info: Option<TaskInfo>,
+}
+
+/// A WatchTasks stream that survives the loss of the node it reads from: it
+/// reconnects to the next endpoint and resumes after the last change it
+/// delivered, so the caller misses nothing and sees nothing twice. A snapshot
+/// (CURRENT events) cut off before its SYNCED cannot be resumed half way; the
+/// watch then starts the snapshot over and says so with a `Resync` event.
+pub struct Watch<'a> {
+    client: &'a Client,
+    selector: v1::watch_tasks_request::Selector,
+    /// The start revision of the next stream.
+    next: u64,
+    /// Between the first CURRENT (or RESYNC) and SYNCED.
+    in_snapshot: bool,
+    endpoint: usize,
+    stream: Option<tonic::Streaming<v1::WatchTasksResponse>>,
+    pending_resync: bool,
+}
+
+impl Watch<'_> {
+    /// The revision a new watch would start from to continue this one.
+    pub fn resume_revision(&self) -> u64 {
+        self.next
+    }
+
+    /// The next event. Waits as long as it takes for a change; while no node
+    /// answers it keeps trying for the client's retry window.
+    pub async fn next(&mut self) -> Result<WatchEvent, Error> {
+        loop {
+            if self.pending_resync {
+                self.pending_resync = false;
+                return Ok(WatchEvent {
+                    revision: self.next,
+                    kind: WatchKind::Resync,
+                    info: None,
+                });
+            }
+            if self.stream.is_none() {
+                self.connect().await?;
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                continue;
+            };
+            match stream.message().await {
+                Ok(Some(event)) => {
+                    if let Some(event) = self.accept(event)? {
+                        return Ok(event);
+                    }
+                }
+                Ok(None) | Err(_) => self.lost(),
+            }
+        }
+    }
+
+    /// Opens a stream at the next endpoint that serves it.
+    async fn connect(&mut self) -> Result<(), Error> {
+        let endpoints = self.client.endpoints.len().max(1);
+        let selector = self.selector.clone();
+        let start_revision = self.next;
+        let offset = self.endpoint;
+        let deadline = tokio::time::Instant::now() + self.client.retry_for;
+        let mut last = String::new();
+        for attempt in 0.. {
+            let addr = &self.client.endpoints[(offset + attempt) % endpoints];
+            let request = self.client.request(v1::WatchTasksRequest {
+                selector: Some(selector.clone()),
+                start_revision,
+            });
+            match TaskManagerClient::new(Client::channel(addr)?)
+                .watch_tasks(request)
+                .await
+            {
+                Ok(stream) => {
+                    self.endpoint = (offset + attempt) % endpoints;
+                    self.stream = Some(stream.into_inner());
+                    return Ok(());
+                }
+                Err(status) => {
+                    if let Some(fault) = status_to_fault(&status) {
+                        return Err(Error::Fault(fault));
+                    }
+                    last = format!("{addr}: {}", status.message());
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            if (attempt + 1) % endpoints == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "no node serves the watch (last: {last})"
+        )))
+    }
+
+    /// The stream broke: resume elsewhere.
+    fn lost(&mut self) {
+        self.stream = None;
+        self.endpoint += 1;
+        if self.in_snapshot {
+            // Start a fresh snapshot: 0 asks for the current state.
+            self.in_snapshot = false;
+            self.next = 0;
+            self.pending_resync = true;
+        }
+    }
+
+    fn accept(&mut self, event: v1::WatchTasksResponse) -> Result<Option<WatchEvent>, Error> {
+        let kind = match v1::ChangeKind::try_from(event.kind) {
+            Ok(v1::ChangeKind::Created) => WatchKind::Created,
+            Ok(v1::ChangeKind::Updated) => WatchKind::Updated,
+            Ok(v1::ChangeKind::Removed) => WatchKind::Removed,
+            Ok(v1::ChangeKind::Current) => WatchKind::Current,
+            Ok(v1::ChangeKind::Resync) => WatchKind::Resync,
+            Ok(v1::ChangeKind::Synced) => WatchKind::Synced,
+            _ => {
+                return Err(Error::Protocol(format!(
+                    "unknown watch event kind {}",
+                    event.kind
+                )))
+            }
+        };
+        let info = event.info.map(|i| info(Some(i))).transpose()?;
+        match kind {
+            WatchKind::Current | WatchKind::Resync => self.in_snapshot = true,
+            WatchKind::Synced => {
+                self.in_snapshot = false;
+                self.next = event.revision + 1;
+            }
+            WatchKind::Created | WatchKind::Updated | WatchKind::Removed => {
+                self.next = event.revision + 1;
+            }
+        }
+        Ok(Some(WatchEvent {
+            revision: event.revision,
+            kind,
+            info,
+        }))
+    }
 }
