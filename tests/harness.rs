@@ -25,6 +25,8 @@ pub struct ClusterConfig {
     pub nodes: u64,
     pub snapshot_entries: u64,
     pub keep_entries: u64,
+    /// More vtaskd flags for every node, e.g. `--retention-minutes 10`.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for ClusterConfig {
@@ -33,6 +35,7 @@ impl Default for ClusterConfig {
             nodes: 3,
             snapshot_entries: 10_000,
             keep_entries: 5_000,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -72,6 +75,14 @@ pub fn vtaskd_bin() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>");
     profile_dir.join("vtaskd")
+}
+
+/// The vtask CLI of this build, beside vtaskd, or at `$VTASK_BIN`.
+pub fn vtask_bin() -> PathBuf {
+    match std::env::var_os("VTASK_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => vtaskd_bin().with_file_name("vtask"),
+    }
 }
 
 impl Cluster {
@@ -122,6 +133,20 @@ impl Cluster {
         self.dir.path()
     }
 
+    /// Every node's gRPC address, comma separated, as `--endpoints` takes them.
+    pub fn endpoints(&self) -> String {
+        self.nodes
+            .values()
+            .map(|n| n.grpc.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The flags nodes get when they are next spawned.
+    pub fn config_mut(&mut self) -> &mut ClusterConfig {
+        &mut self.config
+    }
+
     /// Starts (or restarts) node `id` with its existing data directory.
     pub fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
         let initial_cluster = self.initial_cluster.clone();
@@ -149,6 +174,7 @@ impl Cluster {
             .arg(config.snapshot_entries.to_string())
             .arg("--keep-entries")
             .arg(config.keep_entries.to_string())
+            .args(&config.extra_args)
             .env("RUST_LOG", "info,openraft=info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -37,6 +37,9 @@ struct Cli {
     /// The user name the request is made as (until authentication is configured).
     #[arg(long, global = true, env = "VTASK_USER")]
     user: Option<String>,
+    /// How long a call keeps trying while no node answers, e.g. 15s.
+    #[arg(long, global = true, env = "VTASK_RETRY_FOR", value_parser = parse_duration, default_value = "15s")]
+    retry_for: Duration,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -397,7 +400,7 @@ impl From<vtask_client::Error> for Failure {
 }
 
 async fn run(cli: Cli) -> Result<u8, Failure> {
-    let mut conn = Conn::new(cli.endpoints.clone());
+    let mut conn = Conn::new(cli.endpoints.clone()).retry_for(cli.retry_for);
     if let Some(user) = &cli.user {
         conn = conn.user(user.clone());
     }
