@@ -33,16 +33,29 @@
 //! table (`Display`) and serializes as JSON; `report.is_clean()` decides the
 //! exit code.
 //!
-//! **Architecture invariant:** pure. No tokio, tonic or RocksDB, no clock
-//! and no I/O: the crate reads values and returns values, so a saved history
-//! can be checked again anywhere.
+//! The runner that records such histories lives here too ([`runner`], with
+//! [`workload`], [`nemesis`], [`cluster`] and [`proxy`]): `vtask chaos`
+//! drives it, against a cluster it starts itself (with faults) or against
+//! any cluster's endpoints (without).
+//!
+//! **Architecture invariant:** the checker (`history`, `linearizability`,
+//! `projection`, `watch`, `report` and [`check`]) is pure. No tokio, tonic
+//! or RocksDB, no clock and no I/O: it reads values and returns values, so
+//! a saved history can be checked again anywhere, and it never imports the
+//! runner modules. The runner talks to nodes over gRPC only and never links
+//! `vtask-store`.
 
+pub mod cluster;
 mod error;
 pub mod history;
 pub mod linearizability;
+pub mod nemesis;
 pub mod projection;
+pub mod proxy;
 pub mod report;
+pub mod runner;
 pub mod watch;
+pub mod workload;
 
 pub use error::HistoryError;
 pub use history::{

@@ -5,6 +5,7 @@
 //! with a vSphere fault, 2 bad usage, 3 no node could answer.
 
 mod bench;
+mod chaos;
 mod output;
 mod watch;
 
@@ -160,6 +161,10 @@ enum Verb {
     /// Load a cluster (vtask, or etcd for comparison) with a workload and
     /// report ops/s, latency percentiles, errors and server CPU per 1000 ops.
     Bench(bench::BenchArgs),
+    /// Run a workload while injecting faults (kills, pauses, partitions),
+    /// record the history and check it: linearizability per task, watch
+    /// streams, state digests. `vtask chaos check FILE` re-checks a saved run.
+    Chaos(chaos::ChaosArgs),
     /// Task history collectors (spec §8.2): a cursor over every task a
     /// filter selects, kept by the cluster so it survives a leader change.
     Collector {
@@ -501,6 +506,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             return watch::run(&conn, format, selector, from.unwrap_or(0)).await;
         }
         Verb::Bench(args) => bench::run(&conn, format, args).await?,
+        Verb::Chaos(args) => return chaos::run(&cli.endpoints, format, args).await,
         Verb::Collector { verb } => collector(&conn, format, verb).await?,
         Verb::Cluster {
             verb: ClusterVerb::Status,

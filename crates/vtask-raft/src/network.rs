@@ -27,12 +27,27 @@ use crate::MAX_MESSAGE_BYTES;
 #[derive(Clone, Default)]
 pub struct Network {
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+    /// Peers this node dials somewhere other than their member address.
+    routes: Arc<HashMap<NodeId, String>>,
 }
 
 impl Network {
+    /// A network that dials the peers in `routes` at the given addresses
+    /// instead of their member addresses. Member addresses are the same on
+    /// every node (they are in the replicated membership), so this is the
+    /// only way one node's links can differ from another's: `vtask chaos`
+    /// puts a fault-injecting proxy on each directed link this way.
+    pub fn with_routes(routes: HashMap<NodeId, String>) -> Network {
+        Network {
+            channels: Arc::default(),
+            routes: Arc::new(routes),
+        }
+    }
+
     /// The channel to `addr`, created on first use. Connecting is lazy, so a
     /// peer that is down costs nothing until a call is made.
     pub fn channel(&self, target: NodeId, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let addr = self.routes.get(&target).map_or(addr, String::as_str);
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(&(target, addr.to_string())) {
             return Ok(channel.clone());

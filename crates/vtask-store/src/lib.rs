@@ -32,6 +32,8 @@
 
 mod db;
 mod log_store;
+#[cfg(debug_assertions)]
+pub mod planted;
 mod snapshot;
 mod state_machine;
 mod types;

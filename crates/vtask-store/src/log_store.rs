@@ -160,6 +160,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             batch.put_cf(cf, u64_key(entry.get_log_id().index), encode(&entry));
         }
+        #[cfg(debug_assertions)]
+        if crate::planted::active(crate::planted::Bug::AckBeforeFsync) {
+            let mut unsafe_write = WriteOptions::default();
+            unsafe_write.disable_wal(true);
+            self.store
+                .db
+                .write_opt(batch, &unsafe_write)
+                .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        }
         // Written now, so readers see the entries when this returns; durable
         // (and acknowledged through `callback`) once the syncer's fsync is done.
         self.store

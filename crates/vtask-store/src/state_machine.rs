@@ -219,7 +219,11 @@ impl<'a> Pending<'a> {
         let mut session = match &request.client {
             Some(client) => {
                 let session = self.session(&client.id)?;
-                if let Some(stored) = session.replies.get(&client.seq) {
+                let stored = session.replies.get(&client.seq);
+                #[cfg(debug_assertions)]
+                let stored =
+                    stored.filter(|_| !crate::planted::active(crate::planted::Bug::NoDedup));
+                if let Some(stored) = stored {
                     // D27: a retry gets the stored reply and is not applied again.
                     return Ok(stored.clone());
                 }

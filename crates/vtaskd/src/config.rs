@@ -76,6 +76,11 @@ pub struct Flags {
         allow_hyphen_values = true
     )]
     pub clock_offset_ms: Option<i64>,
+    /// Testing only: dial these peers at these addresses instead of their
+    /// --initial-cluster address, as ID=HOST:PORT,... (`vtask chaos` routes
+    /// each Raft link through its own fault-injecting proxy this way).
+    #[arg(long, env = "VTASKD_PEER_ROUTES", hide = true, value_name = "LIST")]
+    pub peer_routes: Option<String>,
 }
 
 /// The TOML file's contents: the same settings as the flags.
@@ -98,6 +103,7 @@ struct FileSettings {
     max_collectors: Option<u32>,
     collector_idle_secs: Option<u64>,
     clock_offset_ms: Option<i64>,
+    peer_routes: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +130,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub tasks: TaskSettings,
     pub clock_offset_ms: i64,
+    /// Peer id → the address this node dials it at, when not its member address.
+    pub peer_routes: BTreeMap<u64, String>,
 }
 
 /// Settings of the task service that every node should share: the leader's
@@ -186,6 +194,19 @@ impl Config {
                 message: format!("does not name this node (node_id {node_id})"),
             });
         }
+        let peer_routes = match pick!(peer_routes) {
+            Some(text) => parse_members("peer_routes", &text)?,
+            None => BTreeMap::new(),
+        };
+        if let Some(id) = peer_routes
+            .keys()
+            .find(|id| **id == node_id || !initial_cluster.contains_key(id))
+        {
+            return Err(ConfigError::Invalid {
+                key: "peer_routes",
+                message: format!("node {id} is not a peer in initial_cluster"),
+            });
+        }
         let heartbeat = Duration::from_millis(positive(
             "heartbeat_ms",
             pick!(heartbeat_ms).unwrap_or(100),
@@ -239,6 +260,7 @@ impl Config {
         Ok(Config {
             tasks,
             clock_offset_ms: pick!(clock_offset_ms).unwrap_or(0),
+            peer_routes,
             node_id,
             listen,
             http,
@@ -289,10 +311,11 @@ fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> 
 
 /// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
 pub fn parse_cluster(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
-        key: "initial_cluster",
-        message,
-    };
+    parse_members("initial_cluster", text)
+}
+
+fn parse_members(key: &'static str, text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { key, message };
     let mut members = BTreeMap::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (id, addr) = part
@@ -380,6 +403,22 @@ mod tests {
                 .starts_with("setting `initial_cluster`: \"nowhere\" is not HOST:PORT"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn peer_routes_name_peers_only() {
+        let config = Config::load(flags(&["--peer-routes", "2=127.0.0.1:17012"])).unwrap();
+        assert_eq!(
+            config.peer_routes.get(&2).map(String::as_str),
+            Some("127.0.0.1:17012")
+        );
+        for bad in ["1=127.0.0.1:17011", "3=127.0.0.1:17013"] {
+            let err = Config::load(flags(&["--peer-routes", bad])).unwrap_err();
+            assert!(
+                err.to_string().starts_with("setting `peer_routes`"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod housekeeping;
 mod http;
 mod metrics;
 mod node;
+#[cfg(debug_assertions)]
+mod planted;
 mod proposer;
 mod raft_service;
 
@@ -91,6 +93,14 @@ async fn run(
             "this node's clock is shifted for testing (--clock-offset-ms)"
         );
         proposer::set_clock_offset(config.clock_offset_ms);
+    }
+    #[cfg(debug_assertions)]
+    if let Some(bug) = planted::enable_from_env()? {
+        tracing::warn!(
+            bug,
+            "PLANTED BUG ENABLED: this node is deliberately broken (debug build, {})",
+            planted::ENV
+        );
     }
     let node = Node::start(&config).await?;
     housekeeping::start(node.clone());

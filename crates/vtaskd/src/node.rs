@@ -91,7 +91,13 @@ impl Node {
         }
         .validate()
         .context("Raft settings")?;
-        let network = Network::default();
+        let network = Network::with_routes(
+            config
+                .peer_routes
+                .iter()
+                .map(|(id, addr)| (*id, addr.clone()))
+                .collect(),
+        );
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -274,6 +280,12 @@ impl Node {
     /// call began, as confirmed by the leader with a quorum (ReadIndex). After
     /// it returns, a local read is linearizable.
     pub async fn read_barrier(&self) -> Result<(), NodeError> {
+        #[cfg(debug_assertions)]
+        if crate::planted::active(crate::planted::Bug::StaleFollowerReads)
+            && self.raft.metrics().borrow().state != ServerState::Leader
+        {
+            return Ok(());
+        }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             let failure = match self.read_index().await {

@@ -1,0 +1,365 @@
+//! A local cluster the runner starts itself: `vtaskd` processes on loopback
+//! ports, each with its own data directory and log file, and a
+//! fault-injecting [`Proxy`] on every directed Raft link.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use vtask_proto::v1::cluster_client::ClusterClient;
+use vtask_proto::v1::{Role, StatusRequest, StatusResponse};
+
+use crate::proxy::{LinkState, Proxy};
+use crate::runner::RunError;
+
+/// How a node process is doing, as far as the runner knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Running,
+    /// SIGSTOP: alive, but answers nothing until SIGCONT.
+    Paused,
+    Down,
+}
+
+pub struct NodeProcess {
+    pub id: u64,
+    pub grpc: String,
+    pub http: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+pub struct LocalCluster {
+    pub nodes: BTreeMap<u64, NodeProcess>,
+    /// (from, to) → the proxy node `from` dials `to` through.
+    proxies: BTreeMap<(u64, u64), Proxy>,
+    vtaskd: PathBuf,
+    initial_cluster: String,
+    /// Exits the runner did not cause: (node, status).
+    pub unexpected_exits: Vec<(u64, String)>,
+}
+
+fn free_port() -> Result<u16, RunError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| RunError::Cluster(format!("finding a free port: {e}")))
+}
+
+impl LocalCluster {
+    /// Starts `nodes` vtaskd processes under `dir` and waits for a leader.
+    pub async fn start(vtaskd: &Path, dir: &Path, nodes: u64) -> Result<LocalCluster, RunError> {
+        if !vtaskd.is_file() {
+            return Err(RunError::Cluster(format!(
+                "no vtaskd binary at {} (give its path with --vtaskd)",
+                vtaskd.display()
+            )));
+        }
+        let mut processes = BTreeMap::new();
+        for id in 1..=nodes {
+            let node_dir = dir.join(format!("node-{id}"));
+            std::fs::create_dir_all(&node_dir)
+                .map_err(|e| RunError::Cluster(format!("creating {}: {e}", node_dir.display())))?;
+            processes.insert(
+                id,
+                NodeProcess {
+                    id,
+                    grpc: format!("127.0.0.1:{}", free_port()?),
+                    http: format!("127.0.0.1:{}", free_port()?),
+                    data_dir: node_dir.join("data"),
+                    log: node_dir.join("vtaskd.log"),
+                    child: None,
+                    paused: false,
+                },
+            );
+        }
+        let mut proxies = BTreeMap::new();
+        for from in processes.keys() {
+            for (to, node) in &processes {
+                if from != to {
+                    let proxy = Proxy::start(node.grpc.clone())
+                        .await
+                        .map_err(|e| RunError::Cluster(format!("starting a proxy: {e}")))?;
+                    proxies.insert((*from, *to), proxy);
+                }
+            }
+        }
+        let initial_cluster = processes
+            .values()
+            .map(|n| format!("{}={}", n.id, n.grpc))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = LocalCluster {
+            nodes: processes,
+            proxies,
+            vtaskd: vtaskd.to_path_buf(),
+            initial_cluster,
+            unexpected_exits: Vec::new(),
+        };
+        for id in cluster.ids() {
+            cluster.spawn(id)?;
+        }
+        cluster.wait_for_leader(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.values().map(|n| n.grpc.clone()).collect()
+    }
+
+    pub fn liveness(&self, id: u64) -> Liveness {
+        match self.nodes.get(&id) {
+            Some(n) if n.child.is_some() && n.paused => Liveness::Paused,
+            Some(n) if n.child.is_some() => Liveness::Running,
+            _ => Liveness::Down,
+        }
+    }
+
+    /// Starts node `id` (again) with its data directory.
+    pub fn spawn(&mut self, id: u64) -> Result<(), RunError> {
+        let routes = self
+            .proxies
+            .iter()
+            .filter(|((from, _), _)| *from == id)
+            .map(|((_, to), proxy)| format!("{to}={}", proxy.addr()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or_else(|| RunError::Cluster(format!("no node {id}")))?;
+        if node.child.is_some() {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .map_err(|e| RunError::Cluster(format!("opening {}: {e}", node.log.display())))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| RunError::Cluster(format!("opening {}: {e}", node.log.display())))?;
+        let mut command = Command::new(&self.vtaskd);
+        command
+            .arg("--node-id")
+            .arg(id.to_string())
+            .arg("--listen")
+            .arg(&node.grpc)
+            .arg("--http")
+            .arg(&node.http)
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--initial-cluster")
+            .arg(&self.initial_cluster);
+        if !routes.is_empty() {
+            command.arg("--peer-routes").arg(routes);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| RunError::Cluster(format!("starting {}: {e}", self.vtaskd.display())))?;
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    fn signal(&mut self, id: u64, signal: i32) {
+        if let Some(child) = self.nodes.get_mut(&id).and_then(|n| n.child.as_mut()) {
+            // SAFETY: kill(2) on a child we spawned and have not reaped yet,
+            // so its pid cannot have been reused.
+            unsafe {
+                libc::kill(child.id() as i32, signal);
+            }
+        }
+    }
+
+    /// SIGKILL: gone at once, with whatever it had not fsynced.
+    pub async fn kill(&mut self, id: u64) {
+        self.signal(id, libc::SIGKILL);
+        self.reap(id, Duration::from_secs(10)).await;
+    }
+
+    /// SIGTERM and wait for a clean exit (SIGKILL after 15 s).
+    pub async fn terminate(&mut self, id: u64) {
+        if self.liveness(id) == Liveness::Paused {
+            self.resume(id);
+        }
+        self.signal(id, libc::SIGTERM);
+        if !self.reap(id, Duration::from_secs(15)).await {
+            self.kill(id).await;
+        }
+    }
+
+    pub fn pause(&mut self, id: u64) {
+        self.signal(id, libc::SIGSTOP);
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.paused = node.child.is_some();
+        }
+    }
+
+    pub fn resume(&mut self, id: u64) {
+        self.signal(id, libc::SIGCONT);
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.paused = false;
+        }
+    }
+
+    /// Waits for node `id` to exit; true if it did within `timeout`.
+    async fn reap(&mut self, id: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let Some(node) = self.nodes.get_mut(&id) else {
+                return true;
+            };
+            let Some(child) = node.child.as_mut() else {
+                return true;
+            };
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => {
+                    node.child = None;
+                    node.paused = false;
+                    return true;
+                }
+                Ok(None) if Instant::now() >= deadline => return false,
+                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// Notes and restarts nodes that exited without being told to.
+    pub fn restart_crashed(&mut self) -> Result<(), RunError> {
+        let mut crashed = Vec::new();
+        for node in self.nodes.values_mut() {
+            if let Some(child) = node.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    crashed.push((node.id, status.to_string()));
+                    node.child = None;
+                    node.paused = false;
+                }
+            }
+        }
+        for (id, status) in crashed {
+            self.unexpected_exits.push((id, status));
+            self.spawn(id)?;
+        }
+        Ok(())
+    }
+
+    pub fn set_link(&self, from: u64, to: u64, state: LinkState) {
+        if let Some(proxy) = self.proxies.get(&(from, to)) {
+            proxy.set(state);
+        }
+    }
+
+    pub fn heal_links(&self) {
+        for proxy in self.proxies.values() {
+            proxy.set(LinkState::default());
+        }
+    }
+
+    /// Every node running and unpaused, every link healed.
+    pub async fn heal_all(&mut self) -> Result<(), RunError> {
+        self.heal_links();
+        for id in self.ids() {
+            match self.liveness(id) {
+                Liveness::Paused => self.resume(id),
+                Liveness::Down => self.spawn(id)?,
+                Liveness::Running => {}
+            }
+        }
+        self.restart_crashed()
+    }
+
+    /// The node that reports itself leader, asking the running nodes.
+    pub async fn leader(&self) -> Option<u64> {
+        for id in self.ids() {
+            if self.liveness(id) != Liveness::Running {
+                continue;
+            }
+            if let Ok(status) = self.status(id).await {
+                let me = status.members.iter().find(|m| m.node_id == id);
+                if status.leader_id == Some(id) && me.is_some_and(|m| m.role == Role::Leader as i32)
+                {
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64, RunError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(id) = self.leader().await {
+                return Ok(id);
+            }
+            if Instant::now() >= deadline {
+                return Err(RunError::Cluster(format!(
+                    "no leader within {timeout:?}; node logs are in {}",
+                    self.log_dir().display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn status(&self, id: u64) -> Result<StatusResponse, RunError> {
+        let node = self
+            .nodes
+            .get(&id)
+            .ok_or_else(|| RunError::Cluster(format!("no node {id}")))?;
+        node_status(&node.grpc).await
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.nodes
+            .values()
+            .next()
+            .and_then(|n| n.log.parent().and_then(Path::parent))
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// SIGKILL every node; used when the run ends or fails.
+    pub async fn shutdown(&mut self) {
+        for id in self.ids() {
+            self.resume(id);
+            self.kill(id).await;
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        // No node may outlive the runner, even when it fails half-way.
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// `Cluster.Status` of the node at `addr`, with a short deadline.
+pub async fn node_status(addr: &str) -> Result<StatusResponse, RunError> {
+    let channel = vtask_client::Client::channel(addr)
+        .map_err(|e| RunError::Cluster(format!("{addr}: {e}")))?;
+    let mut request = tonic::Request::new(StatusRequest {});
+    request.set_timeout(Duration::from_secs(1));
+    ClusterClient::new(channel)
+        .status(request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| RunError::Cluster(format!("{addr}: {}", s.message())))
+}
