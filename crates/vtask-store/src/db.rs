@@ -19,11 +19,12 @@ pub(crate) const CF_CHANGES: &str = "changes";
 pub(crate) const CF_HISTORY: &str = "history";
 pub(crate) const CF_SM_META: &str = "sm_meta";
 pub(crate) const CF_COLLECTORS: &str = "collectors";
+pub(crate) const CF_REPLIES: &str = "replies";
 
 /// The column families that make up the state machine: what a snapshot holds
 /// and what the state digest covers.
 /// Snapshots name a family by its position here, so new ones go last.
-pub(crate) const STATE_CFS: [&str; 7] = [
+pub(crate) const STATE_CFS: [&str; 8] = [
     CF_TASKS,
     CF_INDEX,
     CF_SESSIONS,
@@ -31,10 +32,12 @@ pub(crate) const STATE_CFS: [&str; 7] = [
     CF_HISTORY,
     CF_SM_META,
     CF_COLLECTORS,
+    CF_REPLIES,
 ];
 
 /// The value format written by this version (`sm_meta/format`). 2 added the
-/// completion-time index and the collectors family.
+/// completion-time index, the collectors family and replies kept apart from
+/// their session.
 pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Why the store could not do its job.
@@ -54,6 +57,8 @@ pub enum StoreError {
         "data directory {path} holds value format {found}, this vtaskd writes {FORMAT_VERSION}"
     )]
     Format { path: PathBuf, found: u32 },
+    #[error("missing from the store: {0}")]
+    Missing(String),
     #[error("corrupt value in column family {cf}: {source}")]
     Decode {
         cf: &'static str,

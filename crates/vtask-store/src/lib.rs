@@ -1,15 +1,17 @@
 //! `vtask-store`: one RocksDB instance per node holding the Raft log and the
 //! task state machine, behind openraft's storage traits (`storage-v2`).
 //!
-//! # On-disk format (value format version 1)
+//! # On-disk format (value format version 2)
 //!
 //! | column family | key | value (JSON unless noted) |
 //! |---|---|---|
 //! | `raft_log` | log index, u64 big-endian | `openraft::Entry<TypeConfig>` |
 //! | `raft_meta` | `vote`, `committed`, `last_purged` | the openraft value |
 //! | `tasks` | task number, u64 big-endian | [`vtask_model::Task`] |
-//! | `index` | `s` + state byte + task number | empty (tasks by state) |
-//! | `sessions` | client id (UTF-8) | [`Session`]: recent sequence numbers and their replies |
+//! | `index` | `s` + state byte + task number; `c` + completeTime (i64 µs, sign bit flipped, big-endian) + task number | empty (tasks by state; finished tasks by completion, for retention) |
+//! | `sessions` | client id (UTF-8) | [`Session`]: last use and the sequence numbers with a stored reply |
+//! | `replies` | client id + 0 byte + seq, u64 big-endian | the `Outcome` of that request (D27) |
+//! | `collectors` | collector number, u64 big-endian | [`vtask_model::Collector`] (D24) |
 //! | `changes` | revision, u64 big-endian | [`ChangeRecord`] (watch resume, audit) |
 //! | `history` | task number + revision, both u64 big-endian | empty (per-task history, D23) |
 //! | `sm_meta` | `last_applied`, `membership`, `counters`, `revision`, `format` | the value |

@@ -21,7 +21,7 @@ use vtask_model::{
 
 use crate::db::{
     decode, encode, u64_from_key, u64_key, Store, StoreError, CF_CHANGES, CF_COLLECTORS,
-    CF_HISTORY, CF_INDEX, CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
+    CF_HISTORY, CF_INDEX, CF_REPLIES, CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
 };
 use crate::snapshot;
 use crate::types::{BatchReply, ChangeKind, ChangeRecord, Request, Session};
@@ -188,6 +188,8 @@ struct Pending<'a> {
     /// Ordered, so scans can merge it with RocksDB's key order.
     tasks: BTreeMap<TaskKey, Option<Task>>,
     sessions: HashMap<String, Session>,
+    /// Replies stored by this batch, for a retry inside the same batch.
+    replies: HashMap<Vec<u8>, Outcome>,
     counters: Counters,
     revision: u64,
     collectors: BTreeMap<CollectorId, Collector>,
@@ -208,6 +210,7 @@ impl<'a> Pending<'a> {
             batch: WriteBatch::default(),
             tasks: BTreeMap::new(),
             sessions: HashMap::new(),
+            replies: HashMap::new(),
             counters,
             revision,
             collectors,
@@ -219,19 +222,17 @@ impl<'a> Pending<'a> {
         let mut session = match &request.client {
             Some(client) => {
                 let session = self.session(&client.id)?;
-                let stored = session.replies.get(&client.seq);
+                let stored = session.seqs.contains(&client.seq);
                 #[cfg(debug_assertions)]
-                let stored =
-                    stored.filter(|_| !crate::planted::active(crate::planted::Bug::NoDedup));
-                if let Some(stored) = stored {
+                let stored = stored && !crate::planted::active(crate::planted::Bug::NoDedup);
+                if stored {
                     // D27: a retry gets the stored reply and is not applied again.
-                    return Ok(stored.clone());
+                    return self.reply(&client.id, client.seq);
                 }
-                if session.replies.len() >= SESSION_WINDOW
+                if session.seqs.len() >= SESSION_WINDOW
                     && session
-                        .replies
-                        .keys()
-                        .next()
+                        .seqs
+                        .first()
                         .is_some_and(|&oldest| client.seq < oldest)
                 {
                     return Ok(Err(MethodFault::invalid_argument(
@@ -255,9 +256,17 @@ impl<'a> Pending<'a> {
         }
         self.counters = applied.counters;
         if let (Some(client), Some(session)) = (&request.client, session.as_mut()) {
-            session.replies.insert(client.seq, applied.outcome.clone());
-            while session.replies.len() > SESSION_WINDOW {
-                session.replies.pop_first();
+            let replies = self.store.cf(CF_REPLIES);
+            let key = reply_key(&client.id, client.seq);
+            self.batch.put_cf(replies, &key, encode(&applied.outcome));
+            self.replies.insert(key, applied.outcome.clone());
+            session.seqs.insert(client.seq);
+            while session.seqs.len() > SESSION_WINDOW {
+                if let Some(oldest) = session.seqs.pop_first() {
+                    let key = reply_key(&client.id, oldest);
+                    self.batch.delete_cf(replies, &key);
+                    self.replies.remove(&key);
+                }
             }
             session.last_seen = ctx.time;
             self.batch.put_cf(
@@ -278,6 +287,17 @@ impl<'a> Pending<'a> {
                 .get(CF_SESSIONS, id.as_bytes())?
                 .unwrap_or_default()),
         }
+    }
+
+    /// The reply stored for a client's sequence number.
+    fn reply(&self, id: &str, seq: u64) -> Result<Outcome, StoreError> {
+        let key = reply_key(id, seq);
+        if let Some(outcome) = self.replies.get(&key) {
+            return Ok(outcome.clone());
+        }
+        self.store.get(CF_REPLIES, &key)?.ok_or_else(|| {
+            StoreError::Missing(format!("the reply to {id} #{seq}, listed in its session"))
+        })
     }
 
     fn write_change(&mut self, change: Change, request: &Request, ctx: &EntryContext) {
@@ -367,6 +387,11 @@ impl<'a> Pending<'a> {
             };
             if session.last_seen.saturating_add_millis(SESSION_TTL_MILLIS) < now {
                 self.batch.delete_cf(cf, &key);
+                for seq in &session.seqs {
+                    let reply = reply_key(&id, *seq);
+                    self.batch.delete_cf(self.store.cf(CF_REPLIES), &reply);
+                    self.replies.remove(&reply);
+                }
                 self.sessions.remove(&id);
             }
         }
@@ -515,6 +540,15 @@ fn completion_key(time: Timestamp, key: u64) -> Vec<u8> {
     let mut k = vec![b'c'];
     k.extend_from_slice(&((time.as_micros() as u64) ^ (1 << 63)).to_be_bytes());
     k.extend_from_slice(&u64_key(key));
+    k
+}
+
+/// Client id, a 0 byte (ids are names, without one), sequence number.
+fn reply_key(id: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 9);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&u64_key(seq));
     k
 }
 

@@ -45,11 +45,13 @@ pub struct BatchReply {
     pub outcomes: Vec<Outcome>,
 }
 
-/// A client session: the replies to its most recent sequence numbers, so that
-/// a retry is answered from here and not applied again.
+/// A client session: which of its recent sequence numbers have a stored
+/// reply (in the `replies` family, one key each), so that a retry is answered
+/// from there and not applied again. The replies live apart so that a request
+/// rewrites this small record, not every reply the session keeps.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Session {
-    pub replies: std::collections::BTreeMap<u64, Outcome>,
+    pub seqs: std::collections::BTreeSet<u64>,
     pub last_seen: Timestamp,
 }
 
