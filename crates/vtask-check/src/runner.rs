@@ -70,6 +70,9 @@ pub struct RunConfig {
     pub interval: Duration,
     pub workload: WorkloadConfig,
     pub check: CheckConfig,
+    /// How long the healed cluster gets to elect a leader before the run
+    /// reports that it did not recover.
+    pub recovery: Duration,
 }
 
 /// What a run did and found.
@@ -312,26 +315,38 @@ async fn drive(
     shared.stop();
     while clients.join_next().await.is_some() {}
     let mut cluster_anomalies = Vec::new();
+    // A healed cluster that elects no leader has lost its availability for
+    // good: that is itself the finding, and the per-task reads would only
+    // time out one after another.
+    let mut recovered = true;
     if let Some(cluster) = &cluster {
         let mut cluster = cluster.lock().await;
         cluster.heal_all().await?;
-        cluster.wait_for_leader(Duration::from_secs(60)).await?;
+        if let Err(e) = cluster.wait_for_leader(config.recovery).await {
+            cluster_anomalies.push(format!("the healed cluster did not recover: {e}"));
+            recovered = false;
+        }
     }
 
-    progress("final reads");
-    let keys = shared.keys();
-    let final_client = config.workload.clients as u32;
-    let (final_revision, unread) = final_reads(&shared, final_client, &keys).await;
-    for key in unread {
-        cluster_anomalies.push(format!(
-            "{key}: no node answered its final linearizable read within 60s"
-        ));
-    }
+    let (final_revision, watch_deadline) = if recovered {
+        progress("final reads");
+        let keys = shared.keys();
+        let final_client = config.workload.clients as u32;
+        let (final_revision, unread) = final_reads(&shared, final_client, &keys).await;
+        for key in unread {
+            cluster_anomalies.push(format!(
+                "{key}: no node answered its final linearizable read within 60s"
+            ));
+        }
+        (final_revision, Duration::from_secs(60))
+    } else {
+        (u64::MAX, Duration::ZERO)
+    };
 
     progress("watchers catching up");
     end_tx.send_replace(Some(WatchEnd {
         revision: final_revision,
-        deadline: Instant::now() + Duration::from_secs(60),
+        deadline: Instant::now() + watch_deadline,
     }));
     let mut watches = Vec::new();
     while let Some(stream) = watchers.join_next().await {
@@ -341,7 +356,6 @@ async fn drive(
     }
     watches.sort_by_key(|w| w.watcher);
 
-    progress("change lists");
     let operations = shared.take_operations();
     let mut seen: BTreeSet<TaskKey> = BTreeSet::new();
     for op in &operations {
@@ -368,13 +382,27 @@ async fn drive(
             }
         }
     }
-    let (changes, missing) = change_lists(&shared, &seen).await;
-    for key in missing {
-        cluster_anomalies.push(format!("{key}: no node answered GetTaskHistory within 60s"));
-    }
+    let changes = if recovered {
+        progress("change lists");
+        let (changes, missing) = change_lists(&shared, &seen).await;
+        for key in missing {
+            cluster_anomalies.push(format!("{key}: no node answered GetTaskHistory within 60s"));
+        }
+        changes
+    } else {
+        // Without change lists every watched task would count as unknown,
+        // burying the one finding that matters: the cluster did not recover.
+        watches.clear();
+        BTreeMap::new()
+    };
 
     progress("comparing state digests");
-    let (nodes, digest_problem) = digests(endpoints).await;
+    let settle = if recovered {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(5)
+    };
+    let (nodes, digest_problem) = digests(endpoints, settle).await;
     cluster_anomalies.extend(digest_problem);
     if let Some(cluster) = &cluster {
         let mut cluster = cluster.lock().await;
@@ -528,9 +556,9 @@ fn recorded(changes: Vec<v1::TaskChange>) -> Vec<RecordedChange> {
 }
 
 /// Every node's applied index and digest once they agree, or the
-/// disagreement after 60 s.
-async fn digests(endpoints: &[String]) -> (Vec<NodeState>, Option<String>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// disagreement after `settle`.
+async fn digests(endpoints: &[String], settle: Duration) -> (Vec<NodeState>, Option<String>) {
+    let deadline = Instant::now() + settle;
     loop {
         let mut nodes = Vec::new();
         for endpoint in endpoints {
@@ -579,7 +607,7 @@ async fn digests(endpoints: &[String]) -> (Vec<NodeState>, Option<String>) {
             let what = if diverged {
                 "state digests differ at the same applied index"
             } else {
-                "nodes did not converge to one applied index and digest within 60s"
+                "nodes did not converge to one applied index and digest"
             };
             return (nodes.clone(), Some(format!("{what}: {text}")));
         }

@@ -106,6 +106,10 @@ struct RunArgs {
     /// Keep the data and logs even after a clean run (always kept after an anomaly).
     #[arg(long)]
     keep: bool,
+    /// How long the healed cluster gets to elect a leader at the end before
+    /// the run reports that it did not recover.
+    #[arg(long, value_parser = crate::parse_duration, default_value = "60s")]
+    recovery_timeout: Duration,
 }
 
 pub async fn run(endpoints: &[String], format: Format, args: ChaosArgs) -> Result<u8, Failure> {
@@ -156,6 +160,7 @@ pub async fn run(endpoints: &[String], format: Format, args: ChaosArgs) -> Resul
             seed,
         },
         check: CheckConfig::default(),
+        recovery: args.recovery_timeout,
     };
     // The CLI's runtime has one thread; the runner carries the proxies of
     // every Raft link and all clients, so it gets a runtime of its own.
