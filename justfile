@@ -22,6 +22,11 @@ dev-down:
 # Build everything and run the whole test suite (model, wire, store and real-cluster tests).
 test: build
     cargo nextest run --workspace --no-fail-fast
+    just chaos --duration 3m --faults kill,stop,partition --interval 5s --min-operations 2000
+
+# Fault injection against a fresh local cluster, then the history check; exit 1 on any anomaly (see README, Chaos testing).
+chaos *args: build
+    "${CARGO_TARGET_DIR:-target}/debug/vtask" chaos --history "${CARGO_TARGET_DIR:-target}/chaos-history.json" {{args}}
 
 # Formatting and lints, as CI-clean code needs them.
 lint:

@@ -33,8 +33,9 @@ each task's calls are linearizable against the vtask-model rules, no
 acknowledged write is missing, watch streams are ordered, gap- and
 duplicate-free and end in the final state, and all digests agree.
 
-Exit codes: 0 clean, 1 anomalies found (or the search was inconclusive),
-2 bad usage, 3 the run could not be completed (cluster would not start).
+Exit codes: 0 clean, 1 anomalies found (or the search was inconclusive, or
+fewer operations than --min-operations), 2 bad usage, 3 the run could not be
+completed (the cluster would not start).
 
 Examples:
   vtask chaos --duration 10m --faults kill,stop,partition
@@ -110,6 +111,10 @@ struct RunArgs {
     /// the run reports that it did not recover.
     #[arg(long, value_parser = crate::parse_duration, default_value = "60s")]
     recovery_timeout: Duration,
+    /// Fail (exit 1) if the run records fewer operations than this: a run
+    /// that did little proves little.
+    #[arg(long, default_value_t = 0)]
+    min_operations: usize,
 }
 
 pub async fn run(endpoints: &[String], format: Format, args: ChaosArgs) -> Result<u8, Failure> {
@@ -193,6 +198,13 @@ pub async fn run(endpoints: &[String], format: Format, args: ChaosArgs) -> Resul
                 .map_err(|e| Failure::Unavailable(e.to_string()))?
         ),
         Format::Table | Format::Key => print!("{report}"),
+    }
+    if report.operations < args.min_operations {
+        eprintln!(
+            "vtask: the run recorded {} operations, fewer than --min-operations {}",
+            report.operations, args.min_operations
+        );
+        return Ok(ANOMALY_EXIT);
     }
     Ok(if report.is_clean() { 0 } else { ANOMALY_EXIT })
 }
