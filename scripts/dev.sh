@@ -2,6 +2,9 @@
 # Starts (`up`) or stops (`down`) a local three-node vtask cluster:
 # gRPC on 127.0.0.1:7001-7003, HTTP (/metrics, /health, /status) on
 # 127.0.0.1:9001-9003, data and logs under $VTASK_DEV_DIR (default ./.dev).
+# Authentication is on: `up` makes a fresh admin token, writes its hash to
+# $dir/users.toml and the token to $dir/admin.token, and prints it.
+# VTASK_DEV_INSECURE=1 starts the nodes with --insecure instead (no auth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,8 +32,30 @@ up() {
     [ -x "$target/debug/vtaskd" ] || cargo build --workspace --all-targets
     mkdir -p "$dir"
     down >/dev/null
+    vtaskd="$target/debug/vtaskd"
+    if [ "${VTASK_DEV_INSECURE:-0}" = 1 ]; then
+        auth=(--insecure)
+        unset VTASK_TOKEN
+    else
+        # The token file is the only copy of the secret: readable by us alone.
+        (umask 077; "$vtaskd" new-token >"$dir/admin.token")
+        export VTASK_TOKEN
+        VTASK_TOKEN=$(cat "$dir/admin.token")
+        cat >"$dir/users.toml" <<EOF
+# Made by scripts/dev.sh up. Add users with: vtaskd hash-token <TOKEN>
+[roles]
+admin = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View"]
+viewer = ["System.View"]
+
+[[users]]
+name = "admin"
+token_sha256 = "$(printf '%s\n' "$VTASK_TOKEN" | "$vtaskd" hash-token)"
+roles = ["admin"]
+EOF
+        auth=(--auth-file "$dir/users.toml")
+    fi
     for id in 1 2 3; do
-        "$target/debug/vtaskd" --node-id "$id" --listen "127.0.0.1:700$id" --http "127.0.0.1:900$id" \
+        "$vtaskd" "${auth[@]}" --node-id "$id" --listen "127.0.0.1:700$id" --http "127.0.0.1:900$id" \
             --data-dir "$dir/node-$id" --initial-cluster "$cluster" >"$dir/node-$id.log" 2>&1 &
         echo $! >"$dir/node-$id.pid"
     done
@@ -57,6 +82,12 @@ up() {
     echo "\$ vtask get $key"
     "$vtask" get "$key"
     echo
+    if [ -n "${VTASK_TOKEN:-}" ]; then
+        echo "admin token (also in $dir/admin.token; users in $dir/users.toml, reloaded on SIGHUP):"
+        echo "  export VTASK_TOKEN=$VTASK_TOKEN"
+    else
+        echo "INSECURE: authentication is off (VTASK_DEV_INSECURE=1)"
+    fi
     echo "Try: export VTASK_ENDPOINTS=$VTASK_ENDPOINTS; $vtask --help"
     echo "Stop with: just dev-down"
 }

@@ -159,7 +159,11 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&node.log)?;
+        // A cluster without a users file runs insecure, so tests that are not
+        // about authentication name their callers with x-vtask-user.
+        let insecure = !config.extra_args.iter().any(|a| a == "--auth-file");
         let child = Command::new(vtaskd_bin())
+            .args(insecure.then_some("--insecure"))
             .arg("--node-id")
             .arg(id.to_string())
             .arg("--listen")
@@ -195,6 +199,15 @@ impl Cluster {
     pub fn stop(&mut self, id: u64) -> bool {
         self.signal(id, libc::SIGTERM)
             .is_some_and(|status| status.success())
+    }
+
+    /// SIGHUP: the node re-reads its users file (and keeps running).
+    pub fn hangup(&self, id: u64) -> bool {
+        match self.nodes.get(&id).and_then(|n| n.child.as_ref()) {
+            // SAFETY: kill(2) on a child we spawned and have not reaped.
+            Some(child) => unsafe { libc::kill(child.id() as i32, libc::SIGHUP) == 0 },
+            None => false,
+        }
     }
 
     fn signal(&mut self, id: u64, signal: i32) -> Option<std::process::ExitStatus> {

@@ -149,6 +149,8 @@ impl LocalCluster {
             .map_err(|e| RunError::Cluster(format!("opening {}: {e}", node.log.display())))?;
         let mut command = Command::new(&self.vtaskd);
         command
+            // Chaos histories are about replication, not authentication.
+            .arg("--insecure")
             .arg("--node-id")
             .arg(id.to_string())
             .arg("--listen")

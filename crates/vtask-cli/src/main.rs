@@ -35,9 +35,12 @@ struct Cli {
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
-    /// The user name the request is made as (until authentication is configured).
+    /// The user name the request is made as, on a node run with --insecure (no authentication).
     #[arg(long, global = true, env = "VTASK_USER")]
     user: Option<String>,
+    /// Bearer token to authenticate with (the node's users file holds its SHA-256).
+    #[arg(long, global = true, env = "VTASK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// How long a call keeps trying while no node answers, e.g. 15s.
     #[arg(long, global = true, env = "VTASK_RETRY_FOR", value_parser = parse_duration, default_value = "15s")]
     retry_for: Duration,
@@ -408,6 +411,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     let mut conn = Conn::new(cli.endpoints.clone()).retry_for(cli.retry_for);
     if let Some(user) = &cli.user {
         conn = conn.user(user.clone());
+    }
+    if let Some(token) = &cli.token {
+        conn = conn.token(token.clone());
     }
     let format = cli.output;
     match cli.verb {

@@ -51,6 +51,7 @@ pub struct Client {
     client_id: String,
     next_seq: AtomicU64,
     user: Option<String>,
+    token: Option<String>,
     retry_for: Duration,
 }
 
@@ -74,6 +75,7 @@ impl Client {
             client_id,
             next_seq: AtomicU64::new(1),
             user: None,
+            token: None,
             retry_for: DEFAULT_RETRY_FOR,
         }
     }
@@ -82,6 +84,13 @@ impl Client {
     /// without authentication.
     pub fn user(mut self, user: impl Into<String>) -> Client {
         self.user = Some(user.into());
+        self
+    }
+
+    /// Authenticates every call with this bearer token (`authorization:
+    /// Bearer <token>` metadata).
+    pub fn token(mut self, token: impl Into<String>) -> Client {
+        self.token = Some(token.into());
         self
     }
 
@@ -124,6 +133,13 @@ impl Client {
         let mut request = tonic::Request::new(message);
         if let Some(user) = self.user.as_deref().and_then(|u| u.parse().ok()) {
             request.metadata_mut().insert("x-vtask-user", user);
+        }
+        if let Some(value) = self
+            .token
+            .as_deref()
+            .and_then(|t| format!("Bearer {t}").parse().ok())
+        {
+            request.metadata_mut().insert("authorization", value);
         }
         request
     }

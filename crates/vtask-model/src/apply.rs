@@ -187,8 +187,10 @@ pub fn lookup(table: &impl TaskTable, key: &str) -> Result<Task, MethodFault> {
     ))
 }
 
-/// D5: not found, then not authenticated, then no permission.
-fn authorize(
+/// D5: not found, then not authenticated, then no permission. The caller
+/// has already found the object; reads outside apply check with this too,
+/// so they answer exactly as the mutations do.
+pub fn authorize(
     caller: &Caller,
     privilege: Privilege,
     object: Option<&MoRef>,

@@ -18,7 +18,9 @@ mod memtable;
 mod types;
 pub mod validate;
 
-pub use apply::{apply, lookup, MAX_LEASE_MILLIS, MIN_LEASE_MILLIS, MIN_RETENTION_MILLIS};
+pub use apply::{
+    apply, authorize, lookup, MAX_LEASE_MILLIS, MIN_LEASE_MILLIS, MIN_RETENTION_MILLIS,
+};
 pub use collector::{
     collector_for, Collector, CollectorId, COLLECTOR_TYPE, DEFAULT_COLLECTOR_IDLE_MILLIS,
     DEFAULT_MAX_COLLECTORS, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,

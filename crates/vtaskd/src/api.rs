@@ -8,12 +8,13 @@ use std::time::Duration;
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
 use vtask_model::{
-    Caller, Command, MethodFault, Privileges, Reply, Task, TaskFilterSpec, TaskInfo, TaskKey,
+    Caller, Command, MethodFault, Privilege, Reply, Task, TaskFilterSpec, TaskInfo, TaskKey,
 };
 use vtask_proto::convert::{duration_to_millis, fault_to_status};
 use vtask_proto::v1::{self, cluster_server, task_manager_server, task_server};
 use vtask_store::{ClientRef, Request as LogRequest};
 
+use crate::auth::Auth;
 use crate::config::TaskSettings;
 use crate::node::{Node, NodeError};
 
@@ -21,10 +22,6 @@ pub type TaskApi = Api;
 pub type TaskManagerApi = Api;
 pub type ClusterApi = Api;
 
-/// The metadata key that names the caller while authentication is off.
-const USER_HEADER: &str = "x-vtask-user";
-/// The caller's name when none is given.
-const DEFAULT_USER: &str = "vtask";
 /// ListTasks page size when the request names none, and the largest allowed.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
@@ -37,18 +34,22 @@ const MAX_WAIT: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct Api {
     node: Node,
+    auth: Auth,
 }
 
-pub fn task_service(node: Node) -> task_server::TaskServer<Api> {
-    task_server::TaskServer::new(Api { node })
+pub fn task_service(node: Node, auth: Auth) -> task_server::TaskServer<Api> {
+    task_server::TaskServer::new(Api { node, auth })
 }
 
-pub fn task_manager_service(node: Node) -> task_manager_server::TaskManagerServer<Api> {
-    task_manager_server::TaskManagerServer::new(Api { node })
+pub fn task_manager_service(node: Node, auth: Auth) -> task_manager_server::TaskManagerServer<Api> {
+    task_manager_server::TaskManagerServer::new(Api { node, auth })
 }
 
-pub fn cluster_service(node: Node) -> cluster_server::ClusterServer<Api> {
-    cluster_server::ClusterServer::new(Api { node })
+/// `Cluster.Status` needs no credentials: peers call it while they start
+/// (to tell a new cluster from one that lost a member's data), and it tells
+/// only membership, positions and the state digest, no task.
+pub fn cluster_service(node: Node, auth: Auth) -> cluster_server::ClusterServer<Api> {
+    cluster_server::ClusterServer::new(Api { node, auth })
 }
 
 fn node_status(error: NodeError) -> Status {
@@ -77,16 +78,11 @@ fn fault_status(fault: MethodFault) -> Status {
     fault_to_status(&fault)
 }
 
-/// Who calls. Until authentication arrives (issue #7) every caller holds
-/// every privilege, and may name itself with the `x-vtask-user` metadata.
-fn caller<T>(request: &Request<T>) -> Caller {
-    let name = request
-        .metadata()
-        .get(USER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .unwrap_or(DEFAULT_USER);
-    Caller::user(name, Privileges::ALL)
+/// D5 order for the reads, which are no log entries and so are checked
+/// here: the caller must hold `System.View` (spec §9), checked after the
+/// object is known to exist.
+fn may_view(caller: &Caller, object: Option<&vtask_model::MoRef>) -> Result<(), Status> {
+    vtask_model::authorize(caller, Privilege::SystemView, object).map_err(fault_status)
 }
 
 fn client(header: Option<&v1::RequestHeader>) -> Result<Option<ClientRef>, Status> {
@@ -112,6 +108,10 @@ fn consistency(value: i32) -> Result<v1::ReadConsistency, Status> {
 }
 
 impl Api {
+    fn caller<T>(&self, request: &Request<T>) -> Caller {
+        self.auth.caller(request.metadata())
+    }
+
     /// Submits one mutation and returns its reply, with the leader's address.
     async fn mutate(
         &self,
@@ -250,11 +250,80 @@ impl Api {
     /// Runs one mutating call end to end: caller, client identity, command,
     /// submission through the leader. Returns the reply and the leader's address.
     async fn run<M: Mutation>(&self, request: Request<M>) -> Result<(Reply, String), Status> {
-        let caller = caller(&request);
+        let caller = self.caller(&request);
         let request = request.into_inner();
         let client = client(request.header())?;
         let command = request.command(&self.node.settings).map_err(fault_status)?;
+        if let Err(refusal) = self.refuse_unauthorized(&caller, &command).await {
+            self.node.metrics.request(M::METHOD, "refused");
+            return Err(refusal);
+        }
         self.mutate(M::METHOD, caller, client, command).await
+    }
+
+    /// Answers a caller that the model would refuse (NotAuthenticated,
+    /// NoPermission) here, after a linearizable read, so that clients
+    /// without credentials cannot fill the Raft log with refused entries.
+    /// The answer is the model's: its `authorize`, in the D5 order (a
+    /// missing task or collector is reported first). Authorized callers
+    /// pass without a read; the model checks them again at apply.
+    async fn refuse_unauthorized(&self, caller: &Caller, command: &Command) -> Result<(), Status> {
+        let (privilege, task) = match command {
+            Command::CreateTask(_) => (Privilege::TaskCreate, None),
+            Command::CreateCollector { .. } => (Privilege::SystemView, None),
+            Command::CancelTask { task } => (Privilege::GlobalCancelTask, Some(task)),
+            Command::UpdateProgress { task, .. }
+            | Command::SetTaskState { task, .. }
+            | Command::SetTaskDescription { task, .. } => (Privilege::TaskUpdate, Some(task)),
+            Command::ReadNextTasks { collector, .. }
+            | Command::ReadPreviousTasks { collector, .. }
+            | Command::RewindCollector { collector }
+            | Command::ResetCollector { collector }
+            | Command::SetCollectorPageSize { collector, .. }
+            | Command::DestroyCollector { collector } => {
+                // Collectors need ownership only (spec §9), which apply
+                // checks; an anonymous caller owns none.
+                if *caller != Caller::Anonymous {
+                    return Ok(());
+                }
+                self.before_read(v1::ReadConsistency::Linearizable).await?;
+                let read = self.node.read.clone();
+                let found = match vtask_model::CollectorId::parse(collector) {
+                    Some(id) => blocking(move || read.collector(id)).await?,
+                    None => None,
+                };
+                return vtask_model::collector_for(found, caller, collector)
+                    .map(|_| ())
+                    .map_err(fault_status);
+            }
+            Command::LapseLease { .. }
+            | Command::ExpireTasks { .. }
+            | Command::ExpireCollectors { .. } => return Ok(()),
+        };
+        let allowed = match caller {
+            Caller::System => true,
+            Caller::Anonymous => false,
+            Caller::User { privileges, .. } => privileges.contains(privilege),
+        };
+        if allowed {
+            return Ok(());
+        }
+        let object = match task {
+            None => None,
+            Some(key) => {
+                self.before_read(v1::ReadConsistency::Linearizable).await?;
+                let info = self.lookup(key)?.info;
+                // As apply does: Global.CancelTask is checked on the entity
+                // the task relates to (spec §9).
+                Some(match privilege {
+                    Privilege::GlobalCancelTask => {
+                        info.entity.clone().unwrap_or_else(|| info.task())
+                    }
+                    _ => info.task(),
+                })
+            }
+        };
+        vtask_model::authorize(caller, privilege, object.as_ref()).map_err(fault_status)
     }
 
     /// [`Api::run`] for the methods that return the task they changed.
@@ -362,9 +431,11 @@ impl task_manager_server::TaskManager for Api {
         &self,
         request: Request<v1::GetTaskRequest>,
     ) -> Result<Response<v1::GetTaskResponse>, Status> {
+        let caller = self.caller(&request);
         let request = request.into_inner();
         self.before_read(consistency(request.consistency)?).await?;
         let task = self.lookup(&request.key)?;
+        may_view(&caller, Some(&task.info.task()))?;
         let revision = self.node.read.applied().revision;
         Ok(Response::new(v1::GetTaskResponse {
             info: Some(task.info.into()),
@@ -376,6 +447,7 @@ impl task_manager_server::TaskManager for Api {
         &self,
         request: Request<v1::ListTasksRequest>,
     ) -> Result<Response<v1::ListTasksResponse>, Status> {
+        may_view(&self.caller(&request), None)?;
         let request = request.into_inner();
         let filter = match request.filter {
             Some(filter) => TaskFilterSpec::try_from(filter).map_err(fault_status)?,
@@ -435,6 +507,7 @@ impl task_manager_server::TaskManager for Api {
         &self,
         request: Request<v1::RecentTasksRequest>,
     ) -> Result<Response<v1::RecentTasksResponse>, Status> {
+        may_view(&self.caller(&request), None)?;
         let request = request.into_inner();
         self.before_read(consistency(request.consistency)?).await?;
         let now = crate::proposer::wall_clock().as_micros();
@@ -464,17 +537,24 @@ impl task_manager_server::TaskManager for Api {
         &self,
         request: Request<v1::WatchTasksRequest>,
     ) -> Result<Response<Self::WatchTasksStream>, Status> {
+        let caller = self.caller(&request);
         let request = request.into_inner();
         let selector = match request.selector {
             Some(v1::watch_tasks_request::Selector::Task(key)) => {
-                Selector::Task(self.lookup(&key)?.info.key)
+                let task = self.lookup(&key)?;
+                may_view(&caller, Some(&task.info.task()))?;
+                Selector::Task(task.info.key)
             }
             Some(v1::watch_tasks_request::Selector::Filter(filter)) => {
+                may_view(&caller, None)?;
                 let filter = TaskFilterSpec::try_from(filter).map_err(fault_status)?;
                 filter.validate().map_err(fault_status)?;
                 Selector::Filter(filter)
             }
-            Some(v1::watch_tasks_request::Selector::All(_)) => Selector::All,
+            Some(v1::watch_tasks_request::Selector::All(_)) => {
+                may_view(&caller, None)?;
+                Selector::All
+            }
             None => {
                 return Err(fault_status(MethodFault::invalid_argument(
                     "selector",
@@ -501,6 +581,7 @@ impl task_manager_server::TaskManager for Api {
         &self,
         request: Request<v1::WaitTaskRequest>,
     ) -> Result<Response<v1::WaitTaskResponse>, Status> {
+        let caller = self.caller(&request);
         let request = request.into_inner();
         let timeout = match request.timeout {
             Some(d) => {
@@ -510,6 +591,7 @@ impl task_manager_server::TaskManager for Api {
             None => MAX_WAIT,
         };
         self.before_read(v1::ReadConsistency::Linearizable).await?;
+        may_view(&caller, Some(&self.lookup(&request.key)?.info.task()))?;
         let mut applied = self.node.read.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -536,9 +618,12 @@ impl task_manager_server::TaskManager for Api {
         &self,
         request: Request<v1::GetTaskHistoryRequest>,
     ) -> Result<Response<v1::GetTaskHistoryResponse>, Status> {
+        let caller = self.caller(&request);
         let request = request.into_inner();
         self.before_read(consistency(request.consistency)?).await?;
-        let key = self.lookup(&request.key)?.info.key;
+        let task = self.lookup(&request.key)?;
+        may_view(&caller, Some(&task.info.task()))?;
+        let key = task.info.key;
         let read = self.node.read.clone();
         let history = blocking(move || read.history(key)).await?;
         let changes = history
@@ -635,12 +720,14 @@ impl task_manager_server::TaskManager for Api {
     }
 
     /// `latestPage` is a property: a read, not a log entry, so it does not
-    /// count as a use of the collector (D24).
+    /// count as a use of the collector (D24). Like every collector method it
+    /// needs no privilege, only ownership (spec §9); creating the collector
+    /// needed System.View.
     async fn get_latest_page(
         &self,
         request: Request<v1::GetLatestPageRequest>,
     ) -> Result<Response<v1::GetLatestPageResponse>, Status> {
-        let caller = caller(&request);
+        let caller = self.caller(&request);
         let request = request.into_inner();
         self.before_read(consistency(request.consistency)?).await?;
         let read = self.node.read.clone();
@@ -711,40 +798,53 @@ async fn watch(
 ) {
     let mut applied = read.subscribe();
     let mut next = start_revision;
-    if next == 0 {
-        let snapshot = read.current(|info| selector.selects(info));
-        let (revision, tasks) = match snapshot {
-            Ok(current) => current,
-            Err(e) => {
-                let _ = tx.send(Err(store_status(e))).await;
-                return;
+    loop {
+        if next == 0 {
+            let snapshot = read.current(|info| selector.selects(info));
+            let (revision, tasks) = match snapshot {
+                Ok(current) => current,
+                Err(e) => {
+                    let _ = tx.send(Err(store_status(e))).await;
+                    return;
+                }
+            };
+            for info in tasks {
+                if tx
+                    .send(event(revision, v1::ChangeKind::Current, Some(info)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
-        };
-        for info in tasks {
             if tx
-                .send(event(revision, v1::ChangeKind::Current, Some(info)))
+                .send(event(revision, v1::ChangeKind::Synced, None))
                 .await
                 .is_err()
             {
                 return;
             }
+            next = revision + 1;
         }
-        if tx
-            .send(event(revision, v1::ChangeKind::Synced, None))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        next = revision + 1;
-    }
-    loop {
         let changes = {
             let read = read.clone();
             blocking(move || read.changes_since(next.saturating_sub(1), WATCH_PAGE)).await
         };
         let changes = match changes {
-            Ok(changes) => changes,
+            Ok(Some(changes)) => changes,
+            Ok(None) => {
+                // The changes since `next` went with their removed tasks
+                // (D16): say so, and start over from the current state.
+                if tx
+                    .send(event(next, v1::ChangeKind::Resync, None))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                next = 0;
+                continue;
+            }
             Err(status) => {
                 let _ = tx.send(Err(status)).await;
                 return;

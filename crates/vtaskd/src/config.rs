@@ -81,6 +81,25 @@ pub struct Flags {
     /// each Raft link through its own fault-injecting proxy this way).
     #[arg(long, env = "VTASKD_PEER_ROUTES", hide = true, value_name = "LIST")]
     pub peer_routes: Option<String>,
+    /// Users file (TOML): users, their token hashes and roles; re-read on SIGHUP.
+    #[arg(long, env = "VTASKD_AUTH_FILE", value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// Run without authentication: every caller holds every privilege and
+    /// names itself with the x-vtask-user metadata. For tests and demos only.
+    #[arg(long, env = "VTASKD_INSECURE")]
+    pub insecure: bool,
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
+}
+
+/// Helpers that do not start a node.
+#[derive(Debug, clap::Subcommand)]
+pub enum Tool {
+    /// Print the SHA-256 (hex) of a token, for `token_sha256` in the users
+    /// file. Reads the token from the first line of stdin when not given.
+    HashToken { token: Option<String> },
+    /// Print a fresh random token (32 bytes from the OS, hex).
+    NewToken,
 }
 
 /// The TOML file's contents: the same settings as the flags.
@@ -104,6 +123,17 @@ struct FileSettings {
     collector_idle_secs: Option<u64>,
     clock_offset_ms: Option<i64>,
     peer_routes: Option<String>,
+    auth_file: Option<PathBuf>,
+    insecure: Option<bool>,
+}
+
+/// How callers are authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthSetting {
+    /// `insecure = true`: no authentication at all.
+    Insecure,
+    /// Bearer tokens from this users file.
+    File(PathBuf),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +162,7 @@ pub struct Config {
     pub clock_offset_ms: i64,
     /// Peer id → the address this node dials it at, when not its member address.
     pub peer_routes: BTreeMap<u64, String>,
+    pub auth: AuthSetting,
 }
 
 /// Settings of the task service that every node should share: the leader's
@@ -245,6 +276,23 @@ impl Config {
                 ),
             });
         }
+        let auth = match (pick!(auth_file), flags.insecure || file.insecure.unwrap_or(false)) {
+            (Some(_), true) => {
+                return Err(ConfigError::Invalid {
+                    key: "insecure",
+                    message: "an auth_file and insecure = true contradict each other; choose one"
+                        .into(),
+                })
+            }
+            (Some(path), false) => AuthSetting::File(path),
+            (None, true) => AuthSetting::Insecure,
+            (None, false) => {
+                return Err(ConfigError::Invalid {
+                    key: "auth_file",
+                    message: "no users file is configured (flag --auth-file, env VTASKD_AUTH_FILE, or `auth_file` in the config file); to run without authentication say so with --insecure or `insecure = true`".into(),
+                })
+            }
+        };
         let tasks = TaskSettings {
             retention: Duration::from_secs(retention_minutes * 60),
             max_collectors: positive(
@@ -258,6 +306,7 @@ impl Config {
             )?),
         };
         Ok(Config {
+            auth,
             tasks,
             clock_offset_ms: pick!(clock_offset_ms).unwrap_or(0),
             peer_routes,
@@ -356,6 +405,9 @@ mod tests {
             "--initial-cluster",
             "1=127.0.0.1:7001,2=127.0.0.1:7002",
         ];
+        if !extra.contains(&"--auth-file") {
+            args.push("--insecure");
+        }
         args.extend_from_slice(extra);
         Flags::parse_from(args)
     }
@@ -419,6 +471,30 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn a_node_needs_a_users_file_or_an_explicit_insecure() {
+        let mut bare = flags(&[]);
+        bare.insecure = false;
+        let err = Config::load(bare).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("setting `auth_file`: no users file"),
+            "{err}"
+        );
+        let config = Config::load(flags(&["--auth-file", "/etc/vtask/users.toml"])).unwrap();
+        assert_eq!(
+            config.auth,
+            AuthSetting::File("/etc/vtask/users.toml".into())
+        );
+        assert_eq!(
+            Config::load(flags(&[])).unwrap().auth,
+            AuthSetting::Insecure
+        );
+        let mut both = flags(&["--auth-file", "/etc/vtask/users.toml"]);
+        both.insecure = true;
+        assert!(Config::load(both).is_err());
     }
 
     #[test]

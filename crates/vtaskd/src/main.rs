@@ -7,6 +7,7 @@
 //! stop Raft, exit 0.
 
 mod api;
+mod auth;
 mod config;
 mod housekeeping;
 mod http;
@@ -25,13 +26,17 @@ use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 use vtask_proto::raft::v1::raft_service_server::RaftServiceServer;
 
-use crate::config::{Config, Flags, LogFormat};
+use crate::auth::Auth;
+use crate::config::{AuthSetting, Config, Flags, LogFormat, Tool};
 use crate::node::Node;
 
 pub type Raft = openraft::Raft<vtask_store::TypeConfig>;
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let mut flags = Flags::parse();
+    if let Some(tool) = flags.tool.take() {
+        return run_tool(tool);
+    }
     let config = match Config::load(flags) {
         Ok(config) => config,
         Err(e) => {
@@ -58,6 +63,73 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_tool(tool: Tool) -> ExitCode {
+    match tool {
+        Tool::HashToken { token } => {
+            let token = match token {
+                Some(token) => token,
+                None => {
+                    let mut line = String::new();
+                    if let Err(e) = std::io::stdin().read_line(&mut line) {
+                        eprintln!("vtaskd: reading the token from stdin: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            if token.is_empty() || token.len() > auth::MAX_TOKEN_LEN {
+                eprintln!("vtaskd: a token is 1 to {} bytes long", auth::MAX_TOKEN_LEN);
+                return ExitCode::from(2);
+            }
+            println!("{}", auth::to_hex(&auth::sha256(&token)));
+            ExitCode::SUCCESS
+        }
+        Tool::NewToken => match auth::random_token() {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("vtaskd: reading /dev/urandom: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// The caller resolution this node's configuration asks for.
+fn start_auth(setting: &AuthSetting) -> anyhow::Result<Auth> {
+    match setting {
+        AuthSetting::Insecure => {
+            tracing::warn!(
+                "INSECURE: authentication is OFF (insecure = true). Every caller holds every privilege and may name itself with x-vtask-user. Never run a shared cluster like this."
+            );
+            Ok(Auth::Insecure)
+        }
+        AuthSetting::File(path) => {
+            let auth = Auth::from_file(path)?;
+            tracing::info!(file = %path.display(), "authentication by bearer token; SIGHUP re-reads the users file");
+            Ok(auth)
+        }
+    }
+}
+
+/// SIGHUP re-reads the users file; a file that does not load leaves the
+/// users as they were, and the log says why.
+fn reload_on_sighup(auth: Auth) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match auth.reload() {
+                Ok(users) => tracing::info!(users, "SIGHUP: users file reloaded"),
+                Err(e) => tracing::error!("SIGHUP: {e}; keeping the previous users"),
+            }
+        }
+    });
+    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {
@@ -102,6 +174,8 @@ async fn run(
             planted::ENV
         );
     }
+    let auth = start_auth(&config.auth)?;
+    reload_on_sighup(auth.clone())?;
     let node = Node::start(&config).await?;
     housekeeping::start(node.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -138,9 +212,9 @@ async fn run(
                 .max_decoding_message_size(vtask_raft::MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(vtask_raft::MAX_MESSAGE_BYTES),
         )
-        .add_service(api::task_service(node.clone()))
-        .add_service(api::task_manager_service(node.clone()))
-        .add_service(api::cluster_service(node.clone()))
+        .add_service(api::task_service(node.clone(), auth.clone()))
+        .add_service(api::task_manager_service(node.clone(), auth.clone()))
+        .add_service(api::cluster_service(node.clone(), auth))
         .serve_with_incoming_shutdown(
             // Without nodelay on every accepted socket, Nagle's algorithm and
             // delayed ACKs add ~40 ms to each small reply.

@@ -1,0 +1,430 @@
+//! Who calls: bearer tokens checked against a users file, roles resolved to
+//! the vSphere privilege ids (spec §9).
+//!
+//! The users file is TOML:
+//!
+//! ```toml
+//! [roles]
+//! admin    = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View"]
+//! reporter = ["Task.Update", "System.View"]
+//!
+//! [[users]]
+//! name = "alice"
+//! token_sha256 = "<64 hex digits: SHA-256 of the token>"
+//! roles = ["admin"]
+//! ```
+//!
+//! Only token hashes are stored, so the file gives nobody a usable token.
+//! The node resolves the caller once, on the node the client called; the
+//! resolved [`Caller`] (name and privileges) then travels in the log entry,
+//! so every replica authorizes the same way whatever its own copy of the
+//! file says.
+//!
+//! Tokens are looked up by their SHA-256, which an attacker cannot steer
+//! byte by byte, so the map lookup leaks nothing useful through timing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tonic::metadata::MetadataMap;
+use vtask_model::{Caller, Privilege, Privileges};
+
+/// The metadata key that names the caller on an insecure node.
+pub const USER_HEADER: &str = "x-vtask-user";
+/// The caller's name on an insecure node when none is given.
+const DEFAULT_USER: &str = "vtask";
+/// The longest token we hash; anything longer is no token of ours.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Why a users file was refused; the node keeps its previous users.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("reading users file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("users file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("users file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    roles: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    users: Vec<UserEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    name: String,
+    token_sha256: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// A user as the users file defines it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub privileges: Privileges,
+}
+
+/// One parsed users file: token hash → principal.
+#[derive(Debug, Default)]
+pub struct Users {
+    by_token: HashMap<[u8; 32], Principal>,
+}
+
+impl Users {
+    pub fn load(path: &Path) -> Result<Users, AuthError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Users::parse(&text).map_err(|e| match e {
+            ParseError::Toml(source) => AuthError::Parse {
+                path: path.to_path_buf(),
+                source,
+            },
+            ParseError::Invalid(message) => AuthError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            },
+        })
+    }
+
+    fn parse(text: &str) -> Result<Users, ParseError> {
+        let file: UsersFile = toml::from_str(text).map_err(ParseError::Toml)?;
+        let mut roles = HashMap::new();
+        for (role, ids) in &file.roles {
+            let mut privileges = Vec::new();
+            for id in ids {
+                privileges.push(Privilege::parse(id).ok_or_else(|| {
+                    ParseError::Invalid(format!(
+                        "role {role:?}: {id:?} is not a privilege id (known: {})",
+                        Privilege::ALL.map(Privilege::id).join(", ")
+                    ))
+                })?);
+            }
+            roles.insert(role.as_str(), Privileges::of(&privileges));
+        }
+        let mut by_token = HashMap::new();
+        let mut names = std::collections::HashSet::new();
+        for user in &file.users {
+            vtask_model::validate::name("name", &user.name).map_err(|_| {
+                ParseError::Invalid(format!(
+                    "user {:?}: the name must be 1 to 256 characters without control characters",
+                    user.name
+                ))
+            })?;
+            if !names.insert(user.name.as_str()) {
+                return Err(ParseError::Invalid(format!(
+                    "user {:?} is listed twice",
+                    user.name
+                )));
+            }
+            let hash = parse_hash(&user.token_sha256).ok_or_else(|| {
+                ParseError::Invalid(format!(
+                    "user {:?}: token_sha256 must be 64 hex digits (see `vtaskd hash-token`)",
+                    user.name
+                ))
+            })?;
+            let mut privileges = Vec::new();
+            for role in &user.roles {
+                let granted = roles.get(role.as_str()).ok_or_else(|| {
+                    ParseError::Invalid(format!(
+                        "user {:?}: role {role:?} is not defined in [roles]",
+                        user.name
+                    ))
+                })?;
+                privileges.extend(Privilege::ALL.into_iter().filter(|p| granted.contains(*p)));
+            }
+            let principal = Principal {
+                name: user.name.clone(),
+                privileges: Privileges::of(&privileges),
+            };
+            if by_token.insert(hash, principal).is_some() {
+                return Err(ParseError::Invalid(format!(
+                    "user {:?}: another user has the same token",
+                    user.name
+                )));
+            }
+        }
+        Ok(Users { by_token })
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_token.len()
+    }
+
+    fn find(&self, token: &str) -> Option<&Principal> {
+        self.by_token.get(&sha256(token))
+    }
+}
+
+enum ParseError {
+    Toml(toml::de::Error),
+    Invalid(String),
+}
+
+pub fn sha256(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    for (i, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(hash)
+}
+
+/// How a node decides who calls.
+#[derive(Clone)]
+pub enum Auth {
+    /// No authentication: every caller holds every privilege and names
+    /// itself with `x-vtask-user` (only with `insecure = true`).
+    Insecure,
+    /// Bearer tokens from the users file; [`Auth::reload`] swaps the users.
+    Tokens {
+        path: PathBuf,
+        users: Arc<RwLock<Arc<Users>>>,
+    },
+}
+
+impl Auth {
+    pub fn from_file(path: &Path) -> Result<Auth, AuthError> {
+        let users = Users::load(path)?;
+        Ok(Auth::Tokens {
+            path: path.to_path_buf(),
+            users: Arc::new(RwLock::new(Arc::new(users))),
+        })
+    }
+
+    /// Re-reads the users file. On any error the previous users stay in
+    /// force: a typo in the file must not lock every client out.
+    pub fn reload(&self) -> Result<usize, AuthError> {
+        match self {
+            Auth::Insecure => Ok(0),
+            Auth::Tokens { path, users } => {
+                let fresh = Arc::new(Users::load(path)?);
+                let count = fresh.len();
+                // A poisoned lock only means a reader panicked; the Arc inside is whole.
+                *users.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                Ok(count)
+            }
+        }
+    }
+
+    fn current(users: &RwLock<Arc<Users>>) -> Arc<Users> {
+        users.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The caller of a request with this metadata. No credentials, or
+    /// credentials we do not know, make an anonymous caller: the model then
+    /// answers `NotAuthenticated`, after `ManagedObjectNotFound` (D5).
+    pub fn caller(&self, metadata: &MetadataMap) -> Caller {
+        match self {
+            Auth::Insecure => {
+                let name = metadata
+                    .get(USER_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| vtask_model::validate::name("user", v).is_ok())
+                    .unwrap_or(DEFAULT_USER);
+                Caller::user(name, Privileges::ALL)
+            }
+            Auth::Tokens { users, .. } => {
+                let Some(token) = bearer(metadata) else {
+                    return Caller::Anonymous;
+                };
+                match Auth::current(users).find(token) {
+                    Some(p) => Caller::user(p.name.clone(), p.privileges),
+                    None => Caller::Anonymous,
+                }
+            }
+        }
+    }
+}
+
+/// The token of `authorization: Bearer <token>`.
+fn bearer(metadata: &MetadataMap) -> Option<&str> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_LEN)
+        .then_some(token)
+}
+
+/// A fresh random token for `scripts/dev.sh`: 32 bytes from the OS, hex.
+pub fn random_token() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(to_hex(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLES: &str = r#"
+[roles]
+admin = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View"]
+viewer = ["System.View"]
+"#;
+
+    fn user(name: &str, token: &str, roles: &str) -> String {
+        format!(
+            "[[users]]\nname = {name:?}\ntoken_sha256 = {:?}\nroles = {roles}\n",
+            to_hex(&sha256(token))
+        )
+    }
+
+    fn metadata(authorization: &str) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        m.insert("authorization", authorization.parse().unwrap());
+        m
+    }
+
+    #[test]
+    fn tokens_resolve_to_their_roles_privileges() {
+        let text = format!(
+            "{ROLES}{}{}",
+            user("alice", "a-token", r#"["admin"]"#),
+            user("bob", "b-token", r#"["viewer"]"#)
+        );
+        let users = Users::parse(&text).ok().unwrap();
+        assert_eq!(users.find("a-token").unwrap().privileges, Privileges::ALL);
+        let bob = users.find("b-token").unwrap();
+        assert_eq!(bob.name, "bob");
+        assert!(bob.privileges.contains(Privilege::SystemView));
+        assert!(!bob.privileges.contains(Privilege::TaskCreate));
+        assert!(users.find("c-token").is_none());
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let cases = [
+            (
+                format!("{ROLES}{}", user("a", "t", r#"["nobody"]"#)),
+                "role \"nobody\" is not defined",
+            ),
+            (
+                "[roles]\nx = [\"Task.Destroy\"]\n".to_string(),
+                "\"Task.Destroy\" is not a privilege id",
+            ),
+            (
+                format!("{ROLES}{}{}", user("a", "t", "[]"), user("a", "u", "[]")),
+                "listed twice",
+            ),
+            (
+                format!("{ROLES}{}{}", user("a", "t", "[]"), user("b", "t", "[]")),
+                "same token",
+            ),
+            (
+                "[[users]]\nname = \"a\"\ntoken_sha256 = \"abc\"\n".to_string(),
+                "64 hex digits",
+            ),
+        ];
+        for (text, expected) in cases {
+            match Users::parse(&text) {
+                Err(ParseError::Invalid(message)) => {
+                    assert!(message.contains(expected), "{message}")
+                }
+                _ => panic!("accepted or unparsable: {text}"),
+            }
+        }
+        assert!(matches!(
+            Users::parse("[[users]]\nname = \"a\"\ntoken = \"x\"\n"),
+            Err(ParseError::Toml(_))
+        ));
+    }
+
+    #[test]
+    fn only_a_known_bearer_token_authenticates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(
+            &path,
+            format!("{ROLES}{}", user("alice", "secret", r#"["viewer"]"#)),
+        )
+        .unwrap();
+        let auth = Auth::from_file(&path).unwrap();
+        assert_eq!(
+            auth.caller(&metadata("Bearer secret")).name(),
+            Some("alice")
+        );
+        assert_eq!(
+            auth.caller(&metadata("bearer  secret ")).name(),
+            Some("alice")
+        );
+        for bad in ["Bearer other", "Basic secret", "secret", "Bearer "] {
+            assert_eq!(auth.caller(&metadata(bad)), Caller::Anonymous, "{bad}");
+        }
+        assert_eq!(auth.caller(&MetadataMap::new()), Caller::Anonymous);
+        let mut named = MetadataMap::new();
+        named.insert(USER_HEADER, "root".parse().unwrap());
+        assert_eq!(
+            auth.caller(&named),
+            Caller::Anonymous,
+            "x-vtask-user is ignored"
+        );
+    }
+
+    #[test]
+    fn a_reload_swaps_users_and_a_bad_file_keeps_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(
+            &path,
+            format!("{ROLES}{}", user("alice", "old", r#"["viewer"]"#)),
+        )
+        .unwrap();
+        let auth = Auth::from_file(&path).unwrap();
+        std::fs::write(
+            &path,
+            format!("{ROLES}{}", user("alice", "new", r#"["viewer"]"#)),
+        )
+        .unwrap();
+        assert_eq!(auth.reload().unwrap(), 1);
+        assert_eq!(auth.caller(&metadata("Bearer old")), Caller::Anonymous);
+        assert_eq!(auth.caller(&metadata("Bearer new")).name(), Some("alice"));
+        std::fs::write(&path, "[[users]]\nbroken").unwrap();
+        assert!(auth.reload().is_err());
+        assert_eq!(auth.caller(&metadata("Bearer new")).name(), Some("alice"));
+    }
+
+    #[test]
+    fn insecure_trusts_the_user_header() {
+        let mut named = MetadataMap::new();
+        named.insert(USER_HEADER, "carol".parse().unwrap());
+        assert_eq!(
+            Auth::Insecure.caller(&named),
+            Caller::user("carol", Privileges::ALL)
+        );
+        assert_eq!(
+            Auth::Insecure.caller(&MetadataMap::new()),
+            Caller::user(DEFAULT_USER, Privileges::ALL)
+        );
+    }
+}
