@@ -130,8 +130,9 @@ async fn a_collector_reads_on_where_it_was_after_a_leader_kill() {
 }
 
 /// D16: once the retention period has passed, the leader removes finished
-/// tasks; a removed key says it expired, a key never issued says so; a
-/// running task stays. The period is passed by restarting the cluster with
+/// tasks with their history; a removed key says it expired, a key never
+/// issued says so; a running task stays; a watcher resuming from before the
+/// removal gets RESYNC and the current state. The period is passed by restarting the cluster with
 /// its clocks moved 11 minutes ahead (the retention minimum is 10).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_removes_finished_tasks_and_says_they_expired() {
@@ -225,6 +226,23 @@ async fn retention_removes_finished_tasks_and_says_they_expired() {
     let removed = resumed.next().await.unwrap();
     assert_eq!(removed.kind, WatchKind::Removed, "{removed:?}");
     assert_eq!(removed.info.map(|i| i.key.to_string()), Some(done.clone()));
+    // The removed task's history went with it; a watcher resuming from
+    // before it cannot replay it, so it is told to resync and gets the
+    // current state instead of an error.
+    let mut stale = client.watch(WatchSelector::All, 1);
+    let first = stale.next().await.unwrap();
+    assert_eq!(first.kind, WatchKind::Resync, "{first:?}");
+    let mut current = Vec::new();
+    loop {
+        let event = stale.next().await.unwrap();
+        match event.kind {
+            WatchKind::Current => current.push(event.info.unwrap().key.to_string()),
+            WatchKind::Synced => break,
+            other => panic!("unexpected {other:?} in a resync snapshot"),
+        }
+    }
+    assert_eq!(current, [running.clone()]);
+    assert!(!client.task_history(&running).await.unwrap().is_empty());
     cluster.converged(Duration::from_secs(20)).await.unwrap();
 }
 

@@ -190,6 +190,8 @@ struct Pending<'a> {
     sessions: HashMap<String, Session>,
     /// Replies stored by this batch, for a retry inside the same batch.
     replies: HashMap<Vec<u8>, Outcome>,
+    /// `sm_meta/pruned_through` once this batch has read or moved it.
+    pruned_through: Option<u64>,
     counters: Counters,
     revision: u64,
     collectors: BTreeMap<CollectorId, Collector>,
@@ -211,6 +213,7 @@ impl<'a> Pending<'a> {
             tasks: BTreeMap::new(),
             sessions: HashMap::new(),
             replies: HashMap::new(),
+            pruned_through: None,
             counters,
             revision,
             collectors,
@@ -365,12 +368,59 @@ impl<'a> Pending<'a> {
             u64_key(self.revision),
             encode(&record),
         );
-        self.batch.put_cf(
-            self.store.cf(CF_HISTORY),
-            history_key(key, self.revision),
-            [],
-        );
+        if after.is_some() {
+            self.batch.put_cf(
+                self.store.cf(CF_HISTORY),
+                history_key(key, self.revision),
+                [],
+            );
+        } else {
+            // Retention (D16) takes the task's history with it: only the
+            // REMOVED record stays, for watchers. Storage stays bounded by
+            // the tasks that exist.
+            if let Err(error) = self.prune_history(key) {
+                self.note(error);
+            }
+        }
         self.tasks.insert(key, after);
+    }
+
+    /// Deletes the history and the change records of a removed task, and
+    /// moves `pruned_through` past them: a watcher that resumes at or below
+    /// it may have missed one, so it gets a resync instead.
+    fn prune_history(&mut self, key: TaskKey) -> Result<(), StoreError> {
+        let history = self.store.cf(CF_HISTORY);
+        let prefix = u64_key(key.0);
+        let mut pruned = match self.pruned_through {
+            Some(pruned) => pruned,
+            None => self
+                .store
+                .get(CF_SM_META, b"pruned_through")?
+                .unwrap_or_default(),
+        };
+        for item in self
+            .store
+            .db
+            .iterator_cf(history, IteratorMode::From(&prefix, Direction::Forward))
+        {
+            let (k, _) = item.map_err(|e| self.store.rocks(e))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            self.batch.delete_cf(history, &k);
+            if let Some(revision) = k.get(8..).and_then(u64_from_key) {
+                self.batch
+                    .delete_cf(self.store.cf(CF_CHANGES), u64_key(revision));
+                pruned = pruned.max(revision);
+            }
+        }
+        self.batch.put_cf(
+            self.store.cf(CF_SM_META),
+            b"pruned_through",
+            encode(&pruned),
+        );
+        self.pruned_through = Some(pruned);
+        Ok(())
     }
 
     /// Forgets sessions idle for longer than [`SESSION_TTL_MILLIS`] by entry
@@ -801,20 +851,38 @@ impl ReadView {
     }
 
     /// Changes with revision greater than `after`, oldest first, at most `limit`.
-    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>, StoreError> {
-        let cf = self.store.cf(CF_CHANGES);
+    /// `None` when changes after `after` were pruned with their removed task
+    /// (D16): the caller cannot replay them and must start from the current
+    /// state. Both answers come from one point-in-time view.
+    pub fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<ChangeRecord>>, StoreError> {
+        let view = self.store.db.snapshot();
+        let pruned: u64 = match view
+            .get_cf(self.store.cf(CF_SM_META), b"pruned_through")
+            .map_err(|e| self.store.rocks(e))?
+        {
+            Some(bytes) => decode(CF_SM_META, &bytes)?,
+            None => 0,
+        };
+        if after < pruned {
+            return Ok(None);
+        }
         let from = u64_key(after.saturating_add(1));
         let mut out = Vec::new();
-        for item in self
-            .store
-            .db
-            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
+        for item in view
+            .iterator_cf(
+                self.store.cf(CF_CHANGES),
+                IteratorMode::From(&from, Direction::Forward),
+            )
             .take(limit)
         {
             let (_, value) = item.map_err(|e| self.store.rocks(e))?;
             out.push(decode(CF_CHANGES, &value)?);
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Every change of one task, oldest first (D23).
