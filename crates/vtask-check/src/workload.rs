@@ -648,11 +648,12 @@ impl Watcher {
                 }
             };
             // Now and then the watcher drops a healthy stream, to resume
-            // somewhere else.
+            // somewhere else; never inside a snapshot, which can be longer
+            // than that and would then never complete.
             let drop_after = self.rng.gen_range(200..2000usize);
             let mut received = 0usize;
             loop {
-                if self.finished(resume) || received >= drop_after {
+                if self.finished(resume) || (received >= drop_after && resume.is_some()) {
                     break;
                 }
                 let message = match tokio::time::timeout(WATCH_STALL, stream.message()).await {
