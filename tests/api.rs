@@ -11,18 +11,7 @@ use vtask_tests::{Cluster, ClusterConfig};
 /// A client whose first endpoint is the leader, so that killing the leader
 /// takes away the node the client talks to.
 async fn leader_first_client(cluster: &Cluster, user: &str) -> (Client, u64) {
-    let leader = cluster
-        .wait_for_leader(Duration::from_secs(10))
-        .await
-        .unwrap();
-    let mut endpoints = vec![cluster.nodes[&leader].grpc.clone()];
-    endpoints.extend(
-        cluster
-            .nodes
-            .values()
-            .filter(|n| n.id != leader)
-            .map(|n| n.grpc.clone()),
-    );
+    let (endpoints, leader) = cluster.leader_first_endpoints().await.unwrap();
     (Client::new(endpoints).user(user), leader)
 }
 
@@ -241,7 +230,7 @@ async fn retention_removes_finished_tasks_and_says_they_expired() {
             other => panic!("unexpected {other:?} in a resync snapshot"),
         }
     }
-    assert_eq!(current, [running.clone()]);
+    assert_eq!(current.as_slice(), std::slice::from_ref(&running));
     assert!(!client.task_history(&running).await.unwrap().is_empty());
     cluster.converged(Duration::from_secs(20)).await.unwrap();
 }

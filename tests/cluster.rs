@@ -886,18 +886,7 @@ async fn reflection_and_health_are_served_by_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rust_client_rides_through_a_leader_kill() {
     let mut cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
-    let leader = cluster
-        .wait_for_leader(Duration::from_secs(5))
-        .await
-        .unwrap();
-    let mut endpoints = vec![cluster.nodes[&leader].grpc.clone()];
-    endpoints.extend(
-        cluster
-            .nodes
-            .values()
-            .filter(|n| n.id != leader)
-            .map(|n| n.grpc.clone()),
-    );
+    let (endpoints, leader) = cluster.leader_first_endpoints().await.unwrap();
     let client = vtask_client::Client::new(endpoints).user("alice");
     let args = vtask_model::CreateTask {
         obj: vtask_model::MoRef::new("VirtualMachine", "vm-c"),

@@ -142,6 +142,20 @@ impl Cluster {
             .join(",")
     }
 
+    /// Every node's gRPC address, the leader's first, so that a client
+    /// starts on the leader and a leader kill takes its node away.
+    pub async fn leader_first_endpoints(&self) -> anyhow::Result<(Vec<String>, u64)> {
+        let leader = self.wait_for_leader(Duration::from_secs(10)).await?;
+        let mut endpoints = vec![self.nodes[&leader].grpc.clone()];
+        endpoints.extend(
+            self.nodes
+                .values()
+                .filter(|n| n.id != leader)
+                .map(|n| n.grpc.clone()),
+        );
+        Ok((endpoints, leader))
+    }
+
     /// The flags nodes get when they are next spawned.
     pub fn config_mut(&mut self) -> &mut ClusterConfig {
         &mut self.config

@@ -187,17 +187,29 @@ impl Client {
         }
     }
 
+    /// One unary call through [`Client::call`]: `message` goes out with this
+    /// client's metadata, unchanged on every retry.
+    async fn unary<M, R, F, Fut>(&self, message: M, rpc: F) -> Result<R, Error>
+    where
+        M: Clone,
+        F: Fn(Channel, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        self.call(|ch| rpc(ch, self.request(message.clone())))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// `TaskManager.CreateTask`: the new task.
     pub async fn create_task(&self, args: CreateTask) -> Result<TaskInfo, Error> {
         let mut message = v1::CreateTaskRequest::from(args);
         message.header = Some(self.next_header());
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskManagerClient::new(ch).create_task(request).await }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch).create_task(request).await
             })
             .await?;
-        info(reply.into_inner().info)
+        info(reply.info)
     }
 
     /// `TaskManager.GetTask`, linearizable unless `stale`.
@@ -212,12 +224,11 @@ impl Client {
             consistency: consistency as i32,
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskManagerClient::new(ch).get_task(request).await }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch).get_task(request).await
             })
             .await?;
-        info(reply.into_inner().info)
+        info(reply.info)
     }
 
     /// `Task.UpdateProgress`.
@@ -230,12 +241,11 @@ impl Client {
             api_version: v1::ApiVersion::Current as i32,
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskClient::new(ch).update_progress(request).await }
+            .unary(message, |ch, request| async move {
+                TaskClient::new(ch).update_progress(request).await
             })
             .await?;
-        info(reply.into_inner().info)
+        info(reply.info)
     }
 
     /// `Task.SetTaskState`.
@@ -254,12 +264,11 @@ impl Client {
             fault: fault.map(Into::into),
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskClient::new(ch).set_task_state(request).await }
+            .unary(message, |ch, request| async move {
+                TaskClient::new(ch).set_task_state(request).await
             })
             .await?;
-        info(reply.into_inner().info)
+        info(reply.info)
     }
 
     /// `Task.SetTaskDescription`.
@@ -274,12 +283,11 @@ impl Client {
             description: Some(description.into()),
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskClient::new(ch).set_task_description(request).await }
+            .unary(message, |ch, request| async move {
+                TaskClient::new(ch).set_task_description(request).await
             })
             .await?;
-        info(reply.into_inner().info)
+        info(reply.info)
     }
 
     /// `Task.CancelTask`.
@@ -289,12 +297,11 @@ impl Client {
             task: key.into(),
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskClient::new(ch).cancel_task(request).await }
+            .unary(message, |ch, request| async move {
+                TaskClient::new(ch).cancel_task(request).await
             })
             .await?;
-        info(reply.into_inner().info)
+        info(reply.info)
     }
 
     /// Waits until the task ends or `timeout` passes; the task as it is then.
@@ -308,12 +315,11 @@ impl Client {
                 timeout: Some(millis_to_duration(left.as_millis() as u64)),
             };
             let reply = self
-                .call(|ch| {
-                    let request = self.request(message.clone());
-                    async move { TaskManagerClient::new(ch).wait_task(request).await }
+                .unary(message, |ch, request| async move {
+                    TaskManagerClient::new(ch).wait_task(request).await
                 })
                 .await?;
-            let task = info(reply.into_inner().info)?;
+            let task = info(reply.info)?;
             if task.state.is_terminal() || tokio::time::Instant::now() >= deadline {
                 return Ok(task);
             }
@@ -334,17 +340,11 @@ impl Client {
             consistency: v1::ReadConsistency::Linearizable as i32,
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskManagerClient::new(ch).list_tasks(request).await }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch).list_tasks(request).await
             })
-            .await?
-            .into_inner();
-        let tasks = reply
-            .tasks
-            .into_iter()
-            .map(|t| info(Some(t)))
-            .collect::<Result<_, _>>()?;
+            .await?;
+        let tasks = infos(reply.tasks)?;
         Ok((tasks, reply.next_page_token))
     }
 
@@ -354,17 +354,11 @@ impl Client {
             consistency: v1::ReadConsistency::Linearizable as i32,
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message);
-                async move { TaskManagerClient::new(ch).recent_tasks(request).await }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch).recent_tasks(request).await
             })
             .await?;
-        reply
-            .into_inner()
-            .tasks
-            .into_iter()
-            .map(|t| info(Some(t)))
-            .collect()
+        infos(reply.tasks)
     }
 
     /// `TaskManager.CreateCollectorForTasks` (spec §7.3): the collector's
@@ -378,16 +372,12 @@ impl Client {
             filter: Some(filter.into()),
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move {
-                    TaskManagerClient::new(ch)
-                        .create_collector_for_tasks(request)
-                        .await
-                }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch)
+                    .create_collector_for_tasks(request)
+                    .await
             })
-            .await?
-            .into_inner();
+            .await?;
         Ok((reply.collector, infos(reply.latest_page)?))
     }
 
@@ -404,12 +394,11 @@ impl Client {
             max_count,
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskManagerClient::new(ch).read_next_tasks(request).await }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch).read_next_tasks(request).await
             })
             .await?;
-        infos(reply.into_inner().tasks)
+        infos(reply.tasks)
     }
 
     /// `ReadPreviousTasks`: up to `max_count` tasks before the cursor,
@@ -425,16 +414,13 @@ impl Client {
             max_count,
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move {
-                    TaskManagerClient::new(ch)
-                        .read_previous_tasks(request)
-                        .await
-                }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch)
+                    .read_previous_tasks(request)
+                    .await
             })
             .await?;
-        infos(reply.into_inner().tasks)
+        infos(reply.tasks)
     }
 
     /// `RewindCollector`: the cursor goes before the oldest task.
@@ -443,9 +429,8 @@ impl Client {
             header: Some(self.next_header()),
             collector: collector.into(),
         };
-        self.call(|ch| {
-            let request = self.request(message.clone());
-            async move { TaskManagerClient::new(ch).rewind_collector(request).await }
+        self.unary(message, |ch, request| async move {
+            TaskManagerClient::new(ch).rewind_collector(request).await
         })
         .await?;
         Ok(())
@@ -457,9 +442,8 @@ impl Client {
             header: Some(self.next_header()),
             collector: collector.into(),
         };
-        self.call(|ch| {
-            let request = self.request(message.clone());
-            async move { TaskManagerClient::new(ch).reset_collector(request).await }
+        self.unary(message, |ch, request| async move {
+            TaskManagerClient::new(ch).reset_collector(request).await
         })
         .await?;
         Ok(())
@@ -477,16 +461,13 @@ impl Client {
             max_count,
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move {
-                    TaskManagerClient::new(ch)
-                        .set_collector_page_size(request)
-                        .await
-                }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch)
+                    .set_collector_page_size(request)
+                    .await
             })
             .await?;
-        infos(reply.into_inner().latest_page)
+        infos(reply.latest_page)
     }
 
     /// `DestroyCollector`.
@@ -495,9 +476,8 @@ impl Client {
             header: Some(self.next_header()),
             collector: collector.into(),
         };
-        self.call(|ch| {
-            let request = self.request(message.clone());
-            async move { TaskManagerClient::new(ch).destroy_collector(request).await }
+        self.unary(message, |ch, request| async move {
+            TaskManagerClient::new(ch).destroy_collector(request).await
         })
         .await?;
         Ok(())
@@ -510,12 +490,11 @@ impl Client {
             consistency: v1::ReadConsistency::Linearizable as i32,
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskManagerClient::new(ch).get_latest_page(request).await }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch).get_latest_page(request).await
             })
             .await?;
-        infos(reply.into_inner().latest_page)
+        infos(reply.latest_page)
     }
 
     /// Follows the tasks `selector` picks, from `from` (0: their current
@@ -539,12 +518,11 @@ impl Client {
             consistency: v1::ReadConsistency::Linearizable as i32,
         };
         let reply = self
-            .call(|ch| {
-                let request = self.request(message.clone());
-                async move { TaskManagerClient::new(ch).get_task_history(request).await }
+            .unary(message, |ch, request| async move {
+                TaskManagerClient::new(ch).get_task_history(request).await
             })
             .await?;
-        Ok(reply.into_inner().changes)
+        Ok(reply.changes)
     }
 }
 
