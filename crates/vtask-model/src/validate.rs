@@ -13,6 +13,45 @@ pub const MAX_TEXT_LEN: usize = 64 * 1024;
 pub const MAX_LIST_LEN: usize = 64;
 /// How deep fault causes may nest.
 pub const MAX_FAULT_DEPTH: usize = 8;
+/// The most values in one list of a `TaskFilterSpec` (keys, tags, states, ...).
+pub const MAX_FILTER_LIST_LEN: usize = 256;
+
+/// Bounds on a filter a client sends, checked at the API edge and not in
+/// apply: filters already in the log (collectors) must replay as they were
+/// applied. Every list has at most [`MAX_FILTER_LIST_LEN`] values and every
+/// string at most [`MAX_NAME_LEN`] characters, so matching a filter against
+/// each change stays cheap.
+pub fn filter_limits(filter: &crate::TaskFilterSpec) -> Result<(), MethodFault> {
+    fn strings(property: &str, values: &[String]) -> Result<(), MethodFault> {
+        filter_list(property, values.len())?;
+        match values.iter().find(|v| v.chars().count() > MAX_NAME_LEN) {
+            Some(long) => Err(MethodFault::invalid_argument(
+                property,
+                format!("A specified parameter was not correct: {property} holds a value longer than {MAX_NAME_LEN} characters ({:?})", shorten(long)),
+            )),
+            None => Ok(()),
+        }
+    }
+    strings("filter.activationId", &filter.activation_id)?;
+    strings("filter.tag", &filter.tag)?;
+    strings("filter.parentTaskKey", &filter.parent_task_key)?;
+    strings("filter.rootTaskKey", &filter.root_task_key)?;
+    if let Some(users) = &filter.user_name {
+        strings("filter.userName.userList", &users.user_list)?;
+    }
+    filter_list("filter.state", filter.state.len())?;
+    filter_list("filter.eventChainId", filter.event_chain_id.len())
+}
+
+fn filter_list(property: &str, len: usize) -> Result<(), MethodFault> {
+    if len > MAX_FILTER_LIST_LEN {
+        return Err(MethodFault::invalid_argument(
+            property,
+            format!("A specified parameter was not correct: {property} has {len} entries, at most {MAX_FILTER_LIST_LEN} are allowed"),
+        ));
+    }
+    Ok(())
+}
 
 pub(crate) fn create_task(args: &CreateTask) -> Result<(), MethodFault> {
     identifier("taskTypeId", &args.task_type_id)?;

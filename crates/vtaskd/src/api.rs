@@ -3,6 +3,7 @@
 //! barrier for a linearizable read), and converts the outcome back. A vSphere
 //! fault becomes a gRPC status with the `MethodFault` in its details.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::ServerState;
@@ -16,6 +17,7 @@ use vtask_store::{ClientRef, Request as LogRequest};
 
 use crate::auth::Auth;
 use crate::config::TaskSettings;
+use crate::limits::{OpenCalls, MAX_REQUEST_BYTES};
 use crate::node::{Node, NodeError};
 
 pub type TaskApi = Api;
@@ -34,22 +36,33 @@ const MAX_WAIT: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct Api {
     node: Node,
-    auth: Auth,
+    gate: Gate,
 }
 
-pub fn task_service(node: Node, auth: Auth) -> task_server::TaskServer<Api> {
-    task_server::TaskServer::new(Api { node, auth })
+/// What the public API checks before it serves a call: who calls, and how
+/// many long calls each caller holds open on this node.
+#[derive(Clone)]
+pub struct Gate {
+    pub auth: Auth,
+    pub watches: Arc<OpenCalls>,
+    pub waits: Arc<OpenCalls>,
 }
 
-pub fn task_manager_service(node: Node, auth: Auth) -> task_manager_server::TaskManagerServer<Api> {
-    task_manager_server::TaskManagerServer::new(Api { node, auth })
+pub fn task_service(node: Node, gate: Gate) -> task_server::TaskServer<Api> {
+    task_server::TaskServer::new(Api { node, gate }).max_decoding_message_size(MAX_REQUEST_BYTES)
+}
+
+pub fn task_manager_service(node: Node, gate: Gate) -> task_manager_server::TaskManagerServer<Api> {
+    task_manager_server::TaskManagerServer::new(Api { node, gate })
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
 }
 
 /// `Cluster.Status` needs no credentials: peers call it while they start
 /// (to tell a new cluster from one that lost a member's data), and it tells
 /// only membership, positions and the state digest, no task.
-pub fn cluster_service(node: Node, auth: Auth) -> cluster_server::ClusterServer<Api> {
-    cluster_server::ClusterServer::new(Api { node, auth })
+pub fn cluster_service(node: Node, gate: Gate) -> cluster_server::ClusterServer<Api> {
+    cluster_server::ClusterServer::new(Api { node, gate })
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
 }
 
 fn node_status(error: NodeError) -> Status {
@@ -85,6 +98,43 @@ fn may_view(caller: &Caller, object: Option<&vtask_model::MoRef>) -> Result<(), 
     vtask_model::authorize(caller, Privilege::SystemView, object).map_err(fault_status)
 }
 
+/// A task key or collector name is at most 256 characters (D12): no
+/// longer one exists, and a longer one must not reach the log or be echoed
+/// back in a fault.
+fn bounded_name(property: &str, value: &str) -> Result<(), Status> {
+    if value.chars().count() > vtask_model::validate::MAX_NAME_LEN {
+        return Err(fault_status(MethodFault::invalid_argument(
+            property,
+            format!(
+                "A specified parameter was not correct: {property} is longer than {} characters",
+                vtask_model::validate::MAX_NAME_LEN
+            ),
+        )));
+    }
+    Ok(())
+}
+
+/// [`bounded_name`] for the task or collector a command names.
+fn bounded_target(command: &Command) -> Result<(), Status> {
+    match command {
+        Command::CancelTask { task }
+        | Command::UpdateProgress { task, .. }
+        | Command::SetTaskState { task, .. }
+        | Command::SetTaskDescription { task, .. }
+        | Command::LapseLease { task } => bounded_name("task", task),
+        Command::ReadNextTasks { collector, .. }
+        | Command::ReadPreviousTasks { collector, .. }
+        | Command::RewindCollector { collector }
+        | Command::ResetCollector { collector }
+        | Command::SetCollectorPageSize { collector, .. }
+        | Command::DestroyCollector { collector } => bounded_name("collector", collector),
+        Command::CreateTask(_)
+        | Command::CreateCollector { .. }
+        | Command::ExpireTasks { .. }
+        | Command::ExpireCollectors { .. } => Ok(()),
+    }
+}
+
 fn client(header: Option<&v1::RequestHeader>) -> Result<Option<ClientRef>, Status> {
     match header {
         Some(h) if !h.client_id.is_empty() => {
@@ -109,7 +159,7 @@ fn consistency(value: i32) -> Result<v1::ReadConsistency, Status> {
 
 impl Api {
     fn caller<T>(&self, request: &Request<T>) -> Caller {
-        self.auth.caller(request.metadata())
+        self.gate.auth.caller(request.metadata())
     }
 
     /// Submits one mutation and returns its reply, with the leader's address.
@@ -203,7 +253,11 @@ mutation!(
     "CreateCollectorForTasks",
     |r, settings| Ok(Command::CreateCollector {
         filter: match r.filter {
-            Some(filter) => TaskFilterSpec::try_from(filter)?,
+            Some(filter) => {
+                let filter = TaskFilterSpec::try_from(filter)?;
+                vtask_model::validate::filter_limits(&filter)?;
+                filter
+            }
             None => TaskFilterSpec::default(),
         },
         // D18: the limit travels in the entry, so every replica checks the same one.
@@ -254,6 +308,7 @@ impl Api {
         let request = request.into_inner();
         let client = client(request.header())?;
         let command = request.command(&self.node.settings).map_err(fault_status)?;
+        bounded_target(&command)?;
         if let Err(refusal) = self.refuse_unauthorized(&caller, &command).await {
             self.node.metrics.request(M::METHOD, "refused");
             return Err(refusal);
@@ -433,6 +488,7 @@ impl task_manager_server::TaskManager for Api {
     ) -> Result<Response<v1::GetTaskResponse>, Status> {
         let caller = self.caller(&request);
         let request = request.into_inner();
+        bounded_name("key", &request.key)?;
         self.before_read(consistency(request.consistency)?).await?;
         let task = self.lookup(&request.key)?;
         may_view(&caller, Some(&task.info.task()))?;
@@ -454,6 +510,7 @@ impl task_manager_server::TaskManager for Api {
             None => TaskFilterSpec::default(),
         };
         filter.validate().map_err(fault_status)?;
+        vtask_model::validate::filter_limits(&filter).map_err(fault_status)?;
         let page_size = match request.page_size as usize {
             0 => DEFAULT_PAGE,
             n if n <= MAX_PAGE => n,
@@ -541,6 +598,7 @@ impl task_manager_server::TaskManager for Api {
         let request = request.into_inner();
         let selector = match request.selector {
             Some(v1::watch_tasks_request::Selector::Task(key)) => {
+                bounded_name("key", &key)?;
                 let task = self.lookup(&key)?;
                 may_view(&caller, Some(&task.info.task()))?;
                 Selector::Task(task.info.key)
@@ -549,6 +607,7 @@ impl task_manager_server::TaskManager for Api {
                 may_view(&caller, None)?;
                 let filter = TaskFilterSpec::try_from(filter).map_err(fault_status)?;
                 filter.validate().map_err(fault_status)?;
+                vtask_model::validate::filter_limits(&filter).map_err(fault_status)?;
                 Selector::Filter(filter)
             }
             Some(v1::watch_tasks_request::Selector::All(_)) => {
@@ -564,14 +623,19 @@ impl task_manager_server::TaskManager for Api {
         };
         // Start from a state at least as new as every write acknowledged
         // before this call.
+        let slot = self
+            .gate
+            .watches
+            .acquire(caller.name().unwrap_or_default())?;
         self.before_read(v1::ReadConsistency::Linearizable).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
-        tokio::spawn(watch(
-            self.node.read.clone(),
-            selector,
-            request.start_revision,
-            tx,
-        ));
+        let read = self.node.read.clone();
+        let start = request.start_revision;
+        tokio::spawn(async move {
+            watch(read, selector, start, tx).await;
+            // The slot is the watch's until its feeder ends (the reader went away).
+            drop(slot);
+        });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
@@ -583,6 +647,7 @@ impl task_manager_server::TaskManager for Api {
     ) -> Result<Response<v1::WaitTaskResponse>, Status> {
         let caller = self.caller(&request);
         let request = request.into_inner();
+        bounded_name("key", &request.key)?;
         let timeout = match request.timeout {
             Some(d) => {
                 Duration::from_millis(duration_to_millis(&d, "timeout").map_err(fault_status)?)
@@ -592,6 +657,7 @@ impl task_manager_server::TaskManager for Api {
         };
         self.before_read(v1::ReadConsistency::Linearizable).await?;
         may_view(&caller, Some(&self.lookup(&request.key)?.info.task()))?;
+        let _slot = self.gate.waits.acquire(caller.name().unwrap_or_default())?;
         let mut applied = self.node.read.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -620,6 +686,7 @@ impl task_manager_server::TaskManager for Api {
     ) -> Result<Response<v1::GetTaskHistoryResponse>, Status> {
         let caller = self.caller(&request);
         let request = request.into_inner();
+        bounded_name("key", &request.key)?;
         self.before_read(consistency(request.consistency)?).await?;
         let task = self.lookup(&request.key)?;
         may_view(&caller, Some(&task.info.task()))?;
@@ -729,6 +796,7 @@ impl task_manager_server::TaskManager for Api {
     ) -> Result<Response<v1::GetLatestPageResponse>, Status> {
         let caller = self.caller(&request);
         let request = request.into_inner();
+        bounded_name("collector", &request.collector)?;
         self.before_read(consistency(request.consistency)?).await?;
         let read = self.node.read.clone();
         let id = vtask_model::CollectorId::parse(&request.collector);

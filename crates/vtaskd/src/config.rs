@@ -88,6 +88,12 @@ pub struct Flags {
     /// names itself with the x-vtask-user metadata. For tests and demos only.
     #[arg(long, env = "VTASKD_INSECURE")]
     pub insecure: bool,
+    /// WatchTasks streams one user may hold open on this node [default: 64].
+    #[arg(long, env = "VTASKD_MAX_WATCHES_PER_USER")]
+    pub max_watches_per_user: Option<usize>,
+    /// WaitTask calls one user may have waiting on this node [default: 256].
+    #[arg(long, env = "VTASKD_MAX_WAITS_PER_USER")]
+    pub max_waits_per_user: Option<usize>,
     #[command(subcommand)]
     pub tool: Option<Tool>,
 }
@@ -125,6 +131,8 @@ struct FileSettings {
     peer_routes: Option<String>,
     auth_file: Option<PathBuf>,
     insecure: Option<bool>,
+    max_watches_per_user: Option<usize>,
+    max_waits_per_user: Option<usize>,
 }
 
 /// How callers are authenticated.
@@ -163,6 +171,8 @@ pub struct Config {
     /// Peer id → the address this node dials it at, when not its member address.
     pub peer_routes: BTreeMap<u64, String>,
     pub auth: AuthSetting,
+    pub max_watches_per_user: usize,
+    pub max_waits_per_user: usize,
 }
 
 /// Settings of the task service that every node should share: the leader's
@@ -307,6 +317,14 @@ impl Config {
         };
         Ok(Config {
             auth,
+            max_watches_per_user: positive(
+                "max_watches_per_user",
+                pick!(max_watches_per_user).unwrap_or(crate::limits::DEFAULT_MAX_WATCHES) as u64,
+            )? as usize,
+            max_waits_per_user: positive(
+                "max_waits_per_user",
+                pick!(max_waits_per_user).unwrap_or(crate::limits::DEFAULT_MAX_WAITS) as u64,
+            )? as usize,
             tasks,
             clock_offset_ms: pick!(clock_offset_ms).unwrap_or(0),
             peer_routes,

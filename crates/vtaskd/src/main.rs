@@ -11,6 +11,7 @@ mod auth;
 mod config;
 mod housekeeping;
 mod http;
+mod limits;
 mod metrics;
 mod node;
 #[cfg(debug_assertions)]
@@ -176,6 +177,15 @@ async fn run(
     }
     let auth = start_auth(&config.auth)?;
     reload_on_sighup(auth.clone())?;
+    let gate = api::Gate {
+        auth,
+        watches: limits::OpenCalls::new(
+            "watches",
+            "max_watches_per_user",
+            config.max_watches_per_user,
+        ),
+        waits: limits::OpenCalls::new("waits", "max_waits_per_user", config.max_waits_per_user),
+    };
     let node = Node::start(&config).await?;
     housekeeping::start(node.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -212,9 +222,9 @@ async fn run(
                 .max_decoding_message_size(vtask_raft::MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(vtask_raft::MAX_MESSAGE_BYTES),
         )
-        .add_service(api::task_service(node.clone(), auth.clone()))
-        .add_service(api::task_manager_service(node.clone(), auth.clone()))
-        .add_service(api::cluster_service(node.clone(), auth))
+        .add_service(api::task_service(node.clone(), gate.clone()))
+        .add_service(api::task_manager_service(node.clone(), gate.clone()))
+        .add_service(api::cluster_service(node.clone(), gate))
         .serve_with_incoming_shutdown(
             // Without nodelay on every accepted socket, Nagle's algorithm and
             // delayed ACKs add ~40 ms to each small reply.
