@@ -12,9 +12,9 @@
 //! | `sessions` | client id (UTF-8) | [`Session`]: last use and the sequence numbers with a stored reply |
 //! | `replies` | client id + 0 byte + seq, u64 big-endian | the `Outcome` of that request (D27) |
 //! | `collectors` | collector number, u64 big-endian | [`vtask_model::Collector`] (D24) |
-//! | `changes` | revision, u64 big-endian | [`ChangeRecord`] (watch resume, audit) |
+//! | `changes` | revision, u64 big-endian | [`ChangeRecord`] (watch resume, audit); a task's records go when retention removes it, except its REMOVED record |
 //! | `history` | task number + revision, both u64 big-endian | empty (per-task history, D23) |
-//! | `sm_meta` | `last_applied`, `membership`, `counters`, `revision`, `format` | the value |
+//! | `sm_meta` | `last_applied`, `membership`, `counters`, `revision`, `pruned_through`, `format` | the value (`pruned_through`: the newest revision deleted with a removed task) |
 //!
 //! # Durability
 //!

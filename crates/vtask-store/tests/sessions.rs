@@ -1,0 +1,210 @@
+//! The state machine's exactly-once table (D27) and retention's pruning
+//! (D16), against a real RocksDB: entries are applied through openraft's
+//! `RaftStateMachine::apply`, as a node applies committed entries.
+
+use openraft::storage::RaftStateMachine;
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+use vtask_model::{
+    Caller, Command, CreateTask, FaultKind, MoRef, Outcome, Privileges, Reply, State, TaskKey,
+    Timestamp, MIN_RETENTION_MILLIS,
+};
+use vtask_store::{Batch, ClientRef, Request, StateMachine, TypeConfig, SESSION_TTL_MILLIS};
+
+/// A state machine in a temporary directory, fed one entry per `apply`.
+struct Machine {
+    dir: tempfile::TempDir,
+    sm: StateMachine,
+    index: u64,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, sm) = vtask_store::open(dir.path()).unwrap();
+        Machine { dir, sm, index: 0 }
+    }
+
+    /// Closes and reopens the store, as a restarted node does.
+    fn reopen(self) -> Machine {
+        let Machine { dir, sm, index } = self;
+        drop(sm);
+        let (_, sm) = vtask_store::open(dir.path()).unwrap();
+        Machine { dir, sm, index }
+    }
+
+    /// Applies one entry at `index` (or the next one) stamped `millis`.
+    async fn apply_at(&mut self, index: u64, millis: i64, requests: Vec<Request>) -> Vec<Outcome> {
+        self.index = index;
+        let entry: Entry<TypeConfig> = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Batch {
+                time: Timestamp::from_micros(millis * 1000),
+                requests,
+            }),
+        };
+        let mut replies = self.sm.apply(vec![entry]).await.unwrap();
+        replies.remove(0).outcomes
+    }
+
+    async fn apply(&mut self, millis: i64, requests: Vec<Request>) -> Vec<Outcome> {
+        self.apply_at(self.index + 1, millis, requests).await
+    }
+}
+
+fn alice() -> Caller {
+    Caller::user("alice", Privileges::ALL)
+}
+
+fn from(client: &str, seq: u64, command: Command) -> Request {
+    Request {
+        client: Some(ClientRef {
+            id: client.into(),
+            seq,
+        }),
+        caller: alice(),
+        command,
+    }
+}
+
+fn create(vm: &str) -> Command {
+    Command::CreateTask(CreateTask {
+        obj: MoRef::new("VirtualMachine", vm),
+        task_type_id: "com.example.store".into(),
+        cancelable: true,
+        ..Default::default()
+    })
+}
+
+fn key_of(outcome: &Outcome) -> String {
+    match outcome {
+        Ok(Reply::Task { info }) => info.key.to_string(),
+        other => panic!("not a task reply: {other:?}"),
+    }
+}
+
+// D27: a retry in a later entry gets the first reply and creates nothing.
+#[tokio::test]
+async fn a_retry_gets_the_stored_reply_and_is_not_applied_again() {
+    let mut m = Machine::new();
+    let first = m.apply(1_000, vec![from("c", 1, create("vm-1"))]).await;
+    let retry = m.apply(2_000, vec![from("c", 1, create("vm-1"))]).await;
+    assert_eq!(retry, first);
+    let next = m.apply(3_000, vec![from("c", 2, create("vm-2"))]).await;
+    assert_eq!(key_of(&next[0]), "task-2", "the retry used no key");
+}
+
+// D27: the same request twice in one entry (a retry that caught up with the
+// original inside one batch) is applied once.
+#[tokio::test]
+async fn a_retry_in_the_same_entry_is_applied_once() {
+    let mut m = Machine::new();
+    let replies = m
+        .apply(
+            1_000,
+            vec![from("c", 7, create("vm-1")), from("c", 7, create("vm-1"))],
+        )
+        .await;
+    assert_eq!(replies[0], replies[1]);
+    let next = m.apply(2_000, vec![from("c", 8, create("vm-2"))]).await;
+    assert_eq!(key_of(&next[0]), "task-2");
+}
+
+// D27: the stored replies survive a restart of the node.
+#[tokio::test]
+async fn stored_replies_survive_a_restart() {
+    let mut m = Machine::new();
+    let first = m.apply(1_000, vec![from("c", 1, create("vm-1"))]).await;
+    let mut m = m.reopen();
+    let retry = m.apply(2_000, vec![from("c", 1, create("vm-1"))]).await;
+    assert_eq!(retry, first);
+}
+
+// A session keeps the replies of its last 128 requests; a sequence number
+// older than all of them is refused, not applied as new.
+#[tokio::test]
+async fn a_sequence_number_older_than_the_window_is_refused() {
+    let mut m = Machine::new();
+    for seq in 1..=130 {
+        m.apply(1_000 + seq as i64, vec![from("c", seq, create("vm"))])
+            .await;
+    }
+    let stale = m.apply(5_000, vec![from("c", 1, create("vm"))]).await;
+    match &stale[0] {
+        Err(fault) => assert!(
+            matches!(&fault.kind, FaultKind::InvalidArgument { invalid_property: Some(p) } if p == "header.seq"),
+            "{fault:?}"
+        ),
+        other => panic!("applied a request older than the window: {other:?}"),
+    }
+    let kept = m.apply(6_000, vec![from("c", 130, create("vm"))]).await;
+    assert_eq!(key_of(&kept[0]), "task-130");
+    let kept = m.apply(7_000, vec![from("c", 3, create("vm"))]).await;
+    assert_eq!(key_of(&kept[0]), "task-3", "the oldest kept reply");
+}
+
+// A session idle for longer than the TTL is forgotten at the next sweep
+// (every 1024th index, by entry time, the same on every replica).
+#[tokio::test]
+async fn an_idle_session_is_forgotten_at_the_sweep() {
+    let mut m = Machine::new();
+    m.apply(1_000, vec![from("c", 1, create("vm-1"))]).await;
+    let later = 1_000 + SESSION_TTL_MILLIS as i64 + 1;
+    m.apply_at(1024, later, vec![]).await;
+    let again = m.apply(later + 1, vec![from("c", 1, create("vm-1"))]).await;
+    assert_eq!(key_of(&again[0]), "task-2", "forgotten, so applied as new");
+}
+
+// D16: retention removes a finished task with its history; a reader that
+// wants the changes since before the removal is told they are gone.
+#[tokio::test]
+async fn retention_prunes_the_history_of_removed_tasks() {
+    let mut m = Machine::new();
+    let read = m.sm.read_view();
+    m.apply(1_000, vec![from("c", 1, create("vm-1"))]).await;
+    m.apply(
+        2_000,
+        vec![from(
+            "c",
+            2,
+            Command::SetTaskState {
+                task: "task-1".into(),
+                state: State::Success,
+                result: None,
+                fault: None,
+            },
+        )],
+    )
+    .await;
+    m.apply(3_000, vec![from("c", 3, create("vm-2"))]).await;
+    assert_eq!(read.history(TaskKey(1)).unwrap().len(), 2);
+    assert_eq!(read.changes_since(0, 100).unwrap().unwrap().len(), 3);
+
+    let later = 2_000 + MIN_RETENTION_MILLIS as i64;
+    let removed = m
+        .apply(
+            later,
+            vec![Request {
+                client: None,
+                caller: Caller::System,
+                command: Command::ExpireTasks {
+                    tasks: vec![TaskKey(1)],
+                    completed_before: Timestamp::from_micros(later * 1000),
+                },
+            }],
+        )
+        .await;
+    assert_eq!(
+        removed[0],
+        Ok(Reply::Expired {
+            tasks: vec![TaskKey(1)]
+        })
+    );
+    assert!(read.history(TaskKey(1)).unwrap().is_empty());
+    assert!(read.changes_since(0, 100).unwrap().is_none(), "pruned");
+    // From after the pruned changes on, replay works: task-2's creation
+    // and task-1's REMOVED record.
+    let tail = read.changes_since(2, 100).unwrap().unwrap();
+    let revisions: Vec<u64> = tail.iter().map(|c| c.revision).collect();
+    assert_eq!(revisions, [3, 4]);
+    assert_eq!(read.history(TaskKey(2)).unwrap().len(), 1);
+}
