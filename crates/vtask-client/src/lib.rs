@@ -12,10 +12,10 @@
 //! [`Error::Unavailable`].
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use vtask_model::{
     AnyValue, CreateTask, LocalizableMessage, MethodFault, State, TaskFilterSpec, TaskInfo,
 };
@@ -50,8 +50,13 @@ pub struct Client {
     endpoints: Vec<String>,
     client_id: String,
     next_seq: AtomicU64,
+    /// The endpoint tried first: the leader once a reply named it, else
+    /// the last one that answered. Writes sent to a follower cost the
+    /// cluster a forwarding hop, and linearizable reads a ReadIndex round.
+    preferred: AtomicUsize,
     user: Option<String>,
     token: Option<String>,
+    tls: Option<ClientTlsConfig>,
     retry_for: Duration,
 }
 
@@ -74,8 +79,10 @@ impl Client {
             endpoints,
             client_id,
             next_seq: AtomicU64::new(1),
+            preferred: AtomicUsize::new(0),
             user: None,
             token: None,
+            tls: None,
             retry_for: DEFAULT_RETRY_FOR,
         }
     }
@@ -92,6 +99,34 @@ impl Client {
     pub fn token(mut self, token: impl Into<String>) -> Client {
         self.token = Some(token.into());
         self
+    }
+
+    /// Talks TLS to the nodes and trusts only the CA in `ca_pem` (the
+    /// cluster CA's certificate, PEM).
+    pub fn tls_ca(mut self, ca_pem: impl AsRef<[u8]>) -> Client {
+        self.tls = Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)));
+        self
+    }
+
+    /// A lazily connected channel to `addr`, over TLS when this client has
+    /// a CA ([`Client::tls_ca`]).
+    pub fn connect(&self, addr: &str) -> Result<Channel, Error> {
+        match &self.tls {
+            None => Client::channel(addr),
+            Some(tls) => {
+                let bad = |e: tonic::transport::Error| Error::BadEndpoint {
+                    endpoint: addr.into(),
+                    message: e.to_string(),
+                };
+                Ok(Endpoint::from_shared(format!("https://{addr}"))
+                    .map_err(bad)?
+                    .tls_config(tls.clone())
+                    .map_err(bad)?
+                    .connect_timeout(Duration::from_secs(1))
+                    .timeout(Duration::from_secs(30))
+                    .connect_lazy())
+            }
+        }
     }
 
     pub fn retry_for(mut self, window: Duration) -> Client {
@@ -154,9 +189,15 @@ impl Client {
         let deadline = tokio::time::Instant::now() + self.retry_for;
         let mut last = String::from("no endpoint given");
         loop {
-            for addr in &self.endpoints {
-                match call(Client::channel(addr)?).await {
-                    Ok(value) => return Ok(value),
+            let first = self.preferred.load(Ordering::Relaxed);
+            for i in 0..self.endpoints.len() {
+                let at = (first + i) % self.endpoints.len();
+                let addr = &self.endpoints[at];
+                match call(self.connect(addr)?).await {
+                    Ok(value) => {
+                        self.preferred.store(at, Ordering::Relaxed);
+                        return Ok(value);
+                    }
                     Err(status) => {
                         if let Some(fault) = status_to_fault(&status) {
                             return Err(Error::Fault(fault));
@@ -192,12 +233,21 @@ impl Client {
     async fn unary<M, R, F, Fut>(&self, message: M, rpc: F) -> Result<R, Error>
     where
         M: Clone,
+        R: LeaderHint,
         F: Fn(Channel, tonic::Request<M>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
     {
-        self.call(|ch| rpc(ch, self.request(message.clone())))
-            .await
-            .map(tonic::Response::into_inner)
+        let reply = self
+            .call(|ch| rpc(ch, self.request(message.clone())))
+            .await?
+            .into_inner();
+        if let Some(at) = reply
+            .leader_hint()
+            .and_then(|leader| self.endpoints.iter().position(|e| e == leader))
+        {
+            self.preferred.store(at, Ordering::Relaxed);
+        }
+        Ok(reply)
     }
 
     /// `TaskManager.CreateTask`: the new task.
@@ -526,6 +576,34 @@ impl Client {
     }
 }
 
+/// A reply that may name the leader (every mutation's does).
+pub trait LeaderHint {
+    fn leader_hint(&self) -> Option<&str> {
+        None
+    }
+}
+
+macro_rules! leader_hint {
+    (named: $($named:ty),*; unnamed: $($unnamed:ty),*) => {
+        $(impl LeaderHint for $named {
+            fn leader_hint(&self) -> Option<&str> {
+                Some(self.leader_hint.as_str()).filter(|h| !h.is_empty())
+            }
+        })*
+        $(impl LeaderHint for $unnamed {})*
+    };
+}
+
+leader_hint!(
+    named: v1::CreateTaskResponse, v1::UpdateProgressResponse, v1::SetTaskStateResponse,
+        v1::SetTaskDescriptionResponse, v1::CancelTaskResponse,
+        v1::CreateCollectorForTasksResponse, v1::ReadNextTasksResponse,
+        v1::ReadPreviousTasksResponse, v1::RewindCollectorResponse, v1::ResetCollectorResponse,
+        v1::SetCollectorPageSizeResponse, v1::DestroyCollectorResponse;
+    unnamed: v1::GetTaskResponse, v1::WaitTaskResponse, v1::ListTasksResponse,
+        v1::RecentTasksResponse, v1::GetTaskHistoryResponse, v1::GetLatestPageResponse
+);
+
 fn infos(list: Vec<v1::TaskInfo>) -> Result<Vec<TaskInfo>, Error> {
     list.into_iter().map(|t| info(Some(t))).collect()
 }
@@ -644,7 +722,7 @@ impl Watch<'_> {
                 selector: Some(selector.clone()),
                 start_revision,
             });
-            match TaskManagerClient::new(Client::channel(addr)?)
+            match TaskManagerClient::new(self.client.connect(addr)?)
                 .watch_tasks(request)
                 .await
             {
