@@ -35,6 +35,14 @@ trap stop EXIT
 VTASK_DEV_INSECURE=1 scripts/dev.sh up >/dev/null
 
 server_pids=$(cat "$VTASK_DEV_DIR"/node-*.pid | paste -sd, -)
-"$vtask" bench --target vtask --endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 \
+# The clients talk to the leader, as vtask-client does once a reply has
+# named it: a follower would forward every write over one more gRPC hop.
+# BENCH_SPREAD=1 spreads them over all three nodes instead.
+endpoints=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+if [ "${BENCH_SPREAD:-0}" != 1 ]; then
+    leader=$(curl -fs http://127.0.0.1:9001/status | sed -n 's/.*"leaderId":\([0-9]*\).*/\1/p')
+    [ -n "$leader" ] && endpoints="127.0.0.1:700$leader"
+fi
+"$vtask" bench --target vtask --endpoints "$endpoints" \
     --server-pids "$server_pids" \
     "$workloads" --clients "$clients" --duration "$duration" --warmup "$warmup" "$@"
