@@ -334,10 +334,15 @@ impl<'a> Pending<'a> {
         self.revision += 1;
         let tasks = self.store.cf(CF_TASKS);
         let index = self.store.cf(CF_INDEX);
-        if let Some(before) = &before {
-            for k in index_keys(before) {
-                self.batch.delete_cf(index, k);
-            }
+        // Only the index entries that change: a progress update keeps its
+        // state, so it touches none.
+        let old_keys = before.as_ref().map(index_keys).unwrap_or_default();
+        let new_keys = after.as_ref().map(index_keys).unwrap_or_default();
+        for k in old_keys.iter().filter(|k| !new_keys.contains(k)) {
+            self.batch.delete_cf(index, k);
+        }
+        for k in new_keys.iter().filter(|k| !old_keys.contains(k)) {
+            self.batch.put_cf(index, k, []);
         }
         let last = match (&after, &before) {
             (Some(task), _) | (None, Some(task)) => task,
@@ -356,9 +361,6 @@ impl<'a> Pending<'a> {
         };
         match &after {
             Some(task) => {
-                for k in index_keys(task) {
-                    self.batch.put_cf(index, k, []);
-                }
                 self.batch.put_cf(tasks, u64_key(key.0), encode(task));
             }
             None => self.batch.delete_cf(tasks, u64_key(key.0)),
@@ -573,23 +575,33 @@ fn state_byte(state: State) -> u8 {
     }
 }
 
-/// The secondary index entries of a task: `s` state key, and for finished
-/// tasks `c` completeTime key, which retention walks in time order (D16).
+/// The secondary index entries of a task: `s` state key (ListTasks by
+/// state); for finished tasks `c` completeTime key, which retention walks in
+/// time order (D16); for unfinished tasks with an owner lease `l` expiry key,
+/// which the leader walks for lapsed leases (D26).
 fn index_keys(task: &Task) -> Vec<Vec<u8>> {
+    let number = task.info.key.0;
     let mut by_state = vec![b's', state_byte(task.info.state)];
-    by_state.extend_from_slice(&u64_key(task.info.key.0));
+    by_state.extend_from_slice(&u64_key(number));
     let mut keys = vec![by_state];
     if let Some(complete) = task.info.complete_time {
-        keys.push(completion_key(complete, task.info.key.0));
+        keys.push(time_key(b'c', complete, number));
+    }
+    if let Some(lease) = task
+        .lease
+        .as_ref()
+        .filter(|_| !task.info.state.is_terminal())
+    {
+        keys.push(time_key(b'l', lease.expires_at, number));
     }
     keys
 }
 
-/// `c`, completeTime as an order-preserving u64, task number.
-fn completion_key(time: Timestamp, key: u64) -> Vec<u8> {
-    let mut k = vec![b'c'];
+/// `tag`, a time as an order-preserving u64, task number.
+fn time_key(tag: u8, time: Timestamp, number: u64) -> Vec<u8> {
+    let mut k = vec![tag];
     k.extend_from_slice(&((time.as_micros() as u64) ^ (1 << 63)).to_be_bytes());
-    k.extend_from_slice(&u64_key(key));
+    k.extend_from_slice(&u64_key(number));
     k
 }
 
@@ -755,21 +767,77 @@ impl ReadView {
         self.applied.clone()
     }
 
-    /// Tasks after task number `after` that match `filter`, oldest first, at most `limit`.
+    /// Tasks after task number `after` that match `filter`, oldest first, at
+    /// most `limit`. A filter on states walks the state index, so a page of
+    /// running tasks costs the same among a million finished ones.
     pub fn scan(
         &self,
         after: u64,
         limit: usize,
         filter: &TaskFilterSpec,
     ) -> Result<Vec<Task>, StoreError> {
-        let from = u64_key(after.saturating_add(1));
-        let tasks = self.store.db.iterator_cf(
-            self.store.cf(CF_TASKS),
-            IteratorMode::From(&from, Direction::Forward),
-        );
-        collect_tasks(&self.store, tasks, limit, |task| {
-            filter.matches(&task.info).then_some(task)
-        })
+        if filter.state.is_empty() {
+            let from = u64_key(after.saturating_add(1));
+            let tasks = self.store.db.iterator_cf(
+                self.store.cf(CF_TASKS),
+                IteratorMode::From(&from, Direction::Forward),
+            );
+            return collect_tasks(&self.store, tasks, limit, |task| {
+                filter.matches(&task.info).then_some(task)
+            });
+        }
+        let view = self.store.db.snapshot();
+        let index = self.store.cf(CF_INDEX);
+        // One cursor per selected state, merged by task number.
+        let mut states: Vec<State> = filter.state.clone();
+        states.sort_by_key(|s| state_byte(*s));
+        states.dedup();
+        let mut cursors = Vec::new();
+        for state in states {
+            let prefix = [b's', state_byte(state)];
+            let mut from = prefix.to_vec();
+            from.extend_from_slice(&u64_key(after.saturating_add(1)));
+            let iter = view
+                .iterator_cf(index, IteratorMode::From(&from, Direction::Forward))
+                .map(|item| item.map(|(k, _)| k))
+                .take_while(move |item| item.as_ref().map_or(true, |k| k.starts_with(&prefix)))
+                .map(|item| -> Result<u64, StoreError> {
+                    let k = item.map_err(|e| self.store.rocks(e))?;
+                    Ok(k.get(2..).and_then(u64_from_key).unwrap_or_default())
+                })
+                .peekable();
+            cursors.push(iter);
+        }
+        let tasks = self.store.cf(CF_TASKS);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            // The smallest next task number over all cursors.
+            let mut best: Option<(usize, u64)> = None;
+            for (i, cursor) in cursors.iter_mut().enumerate() {
+                match cursor.peek() {
+                    Some(Ok(n)) if best.is_none_or(|(_, b)| *n < b) => best = Some((i, *n)),
+                    Some(Ok(_)) | None => {}
+                    Some(Err(_)) => {
+                        return match cursor.next() {
+                            Some(Err(e)) => Err(e),
+                            _ => Ok(out),
+                        }
+                    }
+                }
+            }
+            let Some((i, number)) = best else { break };
+            cursors[i].next();
+            let value = view
+                .get_cf(tasks, u64_key(number))
+                .map_err(|e| self.store.rocks(e))?;
+            if let Some(value) = value {
+                let task: Task = decode(CF_TASKS, &value)?;
+                if filter.matches(&task.info) {
+                    out.push(task);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The tasks that `selected` picks and the revision they are current
@@ -795,15 +863,31 @@ impl ReadView {
 
     /// The unfinished tasks whose owner lease ran out at or before `now` (D26).
     /// Each comes with the lease's time to live in milliseconds.
+    /// Walks the lease index up to `now`, so the leader's scan every half
+    /// second costs the lapsed leases, not the table.
     pub fn lapsed_leases(&self, now: Timestamp) -> Result<Vec<(TaskKey, u64)>, StoreError> {
-        let tasks = self
-            .store
-            .db
-            .iterator_cf(self.store.cf(CF_TASKS), IteratorMode::Start);
-        collect_tasks(&self.store, tasks, usize::MAX, |task| {
-            let lease = task.lease.filter(|l| l.expires_at <= now)?;
-            (!task.info.state.is_terminal()).then_some((task.info.key, lease.ttl_millis))
-        })
+        let end = time_key(b'l', now, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.store.db.iterator_cf(
+            self.store.cf(CF_INDEX),
+            IteratorMode::From(b"l", Direction::Forward),
+        ) {
+            let (k, _) = item.map_err(|e| self.store.rocks(e))?;
+            if k.first() != Some(&b'l') || k[..] > end[..] {
+                break;
+            }
+            let Some(number) = k.get(9..).and_then(u64_from_key) else {
+                continue;
+            };
+            if let Some(task) = self.task(TaskKey(number))? {
+                if let Some(lease) = task.lease.filter(|l| l.expires_at <= now) {
+                    if !task.info.state.is_terminal() {
+                        out.push((task.info.key, lease.ttl_millis));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Up to `limit` finished tasks that completed at or before `cutoff`,
@@ -814,7 +898,7 @@ impl ReadView {
         limit: usize,
     ) -> Result<Vec<TaskKey>, StoreError> {
         let start = [b'c'];
-        let end = completion_key(cutoff, u64::MAX);
+        let end = time_key(b'c', cutoff, u64::MAX);
         let mut out = Vec::new();
         for item in self.store.db.iterator_cf(
             self.store.cf(CF_INDEX),

@@ -1,12 +1,13 @@
-//! The state machine's exactly-once table (D27) and retention's pruning
-//! (D16), against a real RocksDB: entries are applied through openraft's
-//! `RaftStateMachine::apply`, as a node applies committed entries.
+//! The state machine against a real RocksDB, fed through openraft's
+//! `RaftStateMachine::apply` as a node applies committed entries: the
+//! exactly-once table (D27), retention's pruning (D16), and the indexes the
+//! read view walks (ListTasks by state, lapsed leases).
 
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use vtask_model::{
-    Caller, Command, CreateTask, FaultKind, MoRef, Outcome, Privileges, Reply, State, TaskKey,
-    Timestamp, MIN_RETENTION_MILLIS,
+    Caller, Command, CreateTask, FaultKind, MoRef, Outcome, Privileges, Reply, State,
+    TaskFilterSpec, TaskKey, Timestamp, MIN_RETENTION_MILLIS,
 };
 use vtask_store::{Batch, ClientRef, Request, StateMachine, TypeConfig, SESSION_TTL_MILLIS};
 
@@ -207,4 +208,111 @@ async fn retention_prunes_the_history_of_removed_tasks() {
     let revisions: Vec<u64> = tail.iter().map(|c| c.revision).collect();
     assert_eq!(revisions, [3, 4]);
     assert_eq!(read.history(TaskKey(2)).unwrap().len(), 1);
+}
+
+fn set_state(task: &str, state: State) -> Command {
+    let fault = (state == State::Error).then(|| {
+        vtask_model::MethodFault::new(FaultKind::SystemError {
+            reason: "disk full".into(),
+        })
+    });
+    Command::SetTaskState {
+        task: task.into(),
+        state,
+        result: None,
+        fault,
+    }
+}
+
+// ListTasks by state walks the state index: tasks of the selected states,
+// oldest first, a page at a time, the other filter fields still applied.
+#[tokio::test]
+async fn listing_by_state_walks_the_index_in_key_order() {
+    let mut m = Machine::new();
+    let read = m.sm.read_view();
+    // task-1 queued, task-2 running, task-3 error, task-4 queued,
+    // task-5 success, task-6 running then error.
+    let mut seq = 0;
+    let mut send = |command| {
+        seq += 1;
+        from("c", seq, command)
+    };
+    let steps = vec![
+        send(create("vm-1")),
+        send(create("vm-2")),
+        send(create("vm-3")),
+        send(create("vm-4")),
+        send(create("vm-5")),
+        send(create("vm-6")),
+        send(set_state("task-2", State::Running)),
+        send(set_state("task-3", State::Error)),
+        send(set_state("task-5", State::Success)),
+        send(set_state("task-6", State::Running)),
+        send(set_state("task-6", State::Error)),
+    ];
+    m.apply(1_000, steps).await;
+    let keys = |tasks: Vec<vtask_model::Task>| -> Vec<u64> {
+        tasks.iter().map(|t| t.info.key.0).collect()
+    };
+    let by = |states: &[State]| TaskFilterSpec {
+        state: states.to_vec(),
+        ..TaskFilterSpec::default()
+    };
+    let queued_or_error = by(&[State::Error, State::Queued]);
+    assert_eq!(keys(read.scan(0, 2, &queued_or_error).unwrap()), [1, 3]);
+    assert_eq!(keys(read.scan(3, 2, &queued_or_error).unwrap()), [4, 6]);
+    assert!(read.scan(6, 2, &queued_or_error).unwrap().is_empty());
+    assert_eq!(keys(read.scan(0, 10, &by(&[State::Running])).unwrap()), [2]);
+    let mut on_vm4 = by(&[State::Queued]);
+    on_vm4.entity = Some(vtask_model::FilterByEntity {
+        entity: MoRef::new("VirtualMachine", "vm-4"),
+        recursion: vtask_model::RecursionOption::Itself,
+    });
+    assert_eq!(keys(read.scan(0, 10, &on_vm4).unwrap()), [4]);
+}
+
+// D26: the lease index yields exactly the unfinished tasks whose lease ran
+// out, and follows renewals and completions.
+#[tokio::test]
+async fn lapsed_leases_follow_renewals_and_completions() {
+    let mut m = Machine::new();
+    let read = m.sm.read_view();
+    let leased = |vm: &str| {
+        Command::CreateTask(CreateTask {
+            obj: MoRef::new("VirtualMachine", vm),
+            task_type_id: "com.example.store".into(),
+            lease_millis: Some(10_000),
+            ..Default::default()
+        })
+    };
+    m.apply(
+        1_000,
+        vec![
+            from("c", 1, leased("vm-1")),
+            from("c", 2, leased("vm-2")),
+            from("c", 3, leased("vm-3")),
+            from("c", 4, create("vm-4")),
+        ],
+    )
+    .await;
+    // At 8 s alice renews task-2 (until 18 s) and finishes task-3.
+    m.apply(
+        8_000,
+        vec![
+            from("c", 5, set_state("task-2", State::Running)),
+            from("c", 6, set_state("task-3", State::Success)),
+        ],
+    )
+    .await;
+    let at = |secs: i64| Timestamp::from_micros(secs * 1_000_000);
+    let lapsed = |now| -> Vec<u64> {
+        read.lapsed_leases(now)
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.0)
+            .collect()
+    };
+    assert!(lapsed(at(10)).is_empty());
+    assert_eq!(lapsed(at(11)), [1]);
+    assert_eq!(lapsed(at(18)), [1, 2]);
 }
