@@ -8,7 +8,7 @@
 //! | `raft_log` | log index, u64 big-endian | `openraft::Entry<TypeConfig>` |
 //! | `raft_meta` | `vote`, `committed`, `last_purged` | the openraft value |
 //! | `tasks` | task number, u64 big-endian | [`vtask_model::Task`] |
-//! | `index` | `s` + state byte + task number; `c` + completeTime (i64 µs, sign bit flipped, big-endian) + task number | empty (tasks by state; finished tasks by completion, for retention) |
+//! | `index` | `s` + state byte + task number; `c` + completeTime, `l` + lease expiry (i64 µs, sign bit flipped, big-endian) + task number | empty (tasks by state, for ListTasks; finished tasks by completion, for retention; unfinished leased tasks by expiry, for lapses) |
 //! | `sessions` | client id (UTF-8) | [`Session`]: last use and the sequence numbers with a stored reply |
 //! | `replies` | client id + 0 byte + seq, u64 big-endian | the `Outcome` of that request (D27) |
 //! | `collectors` | collector number, u64 big-endian | [`vtask_model::Collector`] (D24) |
