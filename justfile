@@ -15,6 +15,10 @@ build:
 dev: build
     scripts/dev.sh up
 
+# A local CA and node certificates (openssl) in DIR for a TLS cluster; `just dev` makes its own in .dev/certs.
+certs dir=".dev/certs" nodes="3":
+    scripts/certs.sh {{dir}} {{nodes}}
+
 # Stop the local cluster started by `just dev`.
 dev-down:
     scripts/dev.sh down

@@ -4,7 +4,9 @@
 # 127.0.0.1:9001-9003, data and logs under $VTASK_DEV_DIR (default ./.dev).
 # Authentication is on: `up` makes a fresh admin token, writes its hash to
 # $dir/users.toml and the token to $dir/admin.token, and prints it.
-# VTASK_DEV_INSECURE=1 starts the nodes with --insecure instead (no auth).
+# With openssl, the nodes talk TLS (certificates from scripts/certs.sh in
+# $dir/certs; peers mutually authenticated); without it, plain text.
+# VTASK_DEV_INSECURE=1 starts the nodes with --insecure instead (no auth, no TLS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +37,7 @@ up() {
     vtaskd="$target/debug/vtaskd"
     if [ "${VTASK_DEV_INSECURE:-0}" = 1 ]; then
         auth=(--insecure)
-        unset VTASK_TOKEN
+        unset VTASK_TOKEN VTASK_CA
     else
         # The token file is the only copy of the secret: readable by us alone.
         (umask 077; "$vtaskd" new-token >"$dir/admin.token")
@@ -53,9 +55,20 @@ token_sha256 = "$(printf '%s\n' "$VTASK_TOKEN" | "$vtaskd" hash-token)"
 roles = ["admin"]
 EOF
         auth=(--auth-file "$dir/users.toml")
+        if command -v openssl >/dev/null; then
+            scripts/certs.sh "$dir/certs" 3 >/dev/null
+            export VTASK_CA="$dir/certs/ca.pem"
+        else
+            echo "openssl not found: the dev cluster serves plain text" >&2
+            auth+=(--plaintext)
+        fi
     fi
     for id in 1 2 3; do
-        "$vtaskd" "${auth[@]}" --node-id "$id" --listen "127.0.0.1:700$id" --http "127.0.0.1:900$id" \
+        tls=()
+        if [ -n "${VTASK_CA:-}" ]; then
+            tls=(--tls-cert "$dir/certs/node-$id.pem" --tls-key "$dir/certs/node-$id-key.pem" --tls-ca "$VTASK_CA")
+        fi
+        "$vtaskd" "${auth[@]}" "${tls[@]}" --node-id "$id" --listen "127.0.0.1:700$id" --http "127.0.0.1:900$id" \
             --data-dir "$dir/node-$id" --initial-cluster "$cluster" >"$dir/node-$id.log" 2>&1 &
         echo $! >"$dir/node-$id.pid"
     done
@@ -85,6 +98,7 @@ EOF
     if [ -n "${VTASK_TOKEN:-}" ]; then
         echo "admin token (also in $dir/admin.token; users in $dir/users.toml, reloaded on SIGHUP):"
         echo "  export VTASK_TOKEN=$VTASK_TOKEN"
+        [ -n "${VTASK_CA:-}" ] && echo "  export VTASK_CA=$VTASK_CA   # TLS: the dev CA (scripts/certs.sh)"
     else
         echo "INSECURE: authentication is off (VTASK_DEV_INSECURE=1)"
     fi

@@ -148,7 +148,12 @@ async fn auth_cluster() -> (Cluster, tempfile::TempDir) {
     let path = dir.path().join("users.toml");
     users_file(&path, &[]);
     let cluster = Cluster::start(ClusterConfig {
-        extra_args: vec!["--auth-file".into(), path.display().to_string()],
+        // Plain text keeps this test about tokens; tests/tls.rs runs auth over TLS.
+        extra_args: vec![
+            "--auth-file".into(),
+            path.display().to_string(),
+            "--plaintext".into(),
+        ],
         ..ClusterConfig::default()
     })
     .await
@@ -416,7 +421,7 @@ fn a_node_refuses_to_start_without_authentication() {
 
     let bad = dir.path().join("users.toml");
     std::fs::write(&bad, "[roles]\nadmin = [\"Task.Everything\"]\n").unwrap();
-    let out = run(&["--auth-file", bad.to_str().unwrap()]);
+    let out = run(&["--auth-file", bad.to_str().unwrap(), "--plaintext"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

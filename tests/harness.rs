@@ -25,7 +25,9 @@ pub struct ClusterConfig {
     pub nodes: u64,
     pub snapshot_entries: u64,
     pub keep_entries: u64,
-    /// More vtaskd flags for every node, e.g. `--retention-minutes 10`.
+    /// More vtaskd flags for every node, e.g. `--retention-minutes 10`;
+    /// `{id}` in a flag becomes the node's id (`--tls-cert certs/node-{id}.pem`).
+    /// With `--tls-ca CA`, the harness talks TLS to the nodes, trusting CA.
     pub extra_args: Vec<String>,
 }
 
@@ -192,7 +194,12 @@ impl Cluster {
             .arg(config.snapshot_entries.to_string())
             .arg("--keep-entries")
             .arg(config.keep_entries.to_string())
-            .args(&config.extra_args)
+            .args(
+                config
+                    .extra_args
+                    .iter()
+                    .map(|a| a.replace("{id}", &id.to_string())),
+            )
             .env("RUST_LOG", "info,openraft=info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -245,14 +252,30 @@ impl Cluster {
             .collect()
     }
 
+    /// The CA file the nodes' certificates chain to, when they run TLS.
+    pub fn tls_ca(&self) -> Option<PathBuf> {
+        let args = &self.config.extra_args;
+        let at = args.iter().position(|a| a == "--tls-ca")?;
+        args.get(at + 1).map(PathBuf::from)
+    }
+
+    fn endpoint(&self, addr: &str) -> anyhow::Result<tonic::transport::Endpoint> {
+        Ok(match self.tls_ca() {
+            None => tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?,
+            Some(ca) => tonic::transport::Endpoint::from_shared(format!("https://{addr}"))?
+                .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(
+                    tonic::transport::Certificate::from_pem(std::fs::read(&ca)?),
+                ))?,
+        })
+    }
+
     pub async fn channel(&self, id: u64) -> anyhow::Result<Channel> {
         let addr = &self.nodes.get(&id).context("no such node")?.grpc;
-        Ok(
-            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-                .connect_timeout(Duration::from_millis(500))
-                .timeout(Duration::from_secs(10))
-                .connect_lazy(),
-        )
+        Ok(self
+            .endpoint(addr)?
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(10))
+            .connect_lazy())
     }
 
     pub async fn tasks(&self, id: u64) -> anyhow::Result<TaskClient<Channel>> {

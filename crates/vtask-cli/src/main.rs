@@ -41,6 +41,9 @@ struct Cli {
     /// Bearer token to authenticate with (the node's users file holds its SHA-256).
     #[arg(long, global = true, env = "VTASK_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Talk TLS, trusting only this CA certificate (PEM), e.g. .dev/certs/ca.pem.
+    #[arg(long, global = true, env = "VTASK_CA", value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// How long a call keeps trying while no node answers, e.g. 15s.
     #[arg(long, global = true, env = "VTASK_RETRY_FOR", value_parser = parse_duration, default_value = "15s")]
     retry_for: Duration,
@@ -415,6 +418,12 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     if let Some(token) = &cli.token {
         conn = conn.token(token.clone());
     }
+    if let Some(ca) = &cli.ca {
+        let pem = std::fs::read(ca).map_err(|e| {
+            Failure::Usage(format!("reading the CA certificate {}: {e}", ca.display()))
+        })?;
+        conn = conn.tls_ca(pem);
+    }
     let format = cli.output;
     match cli.verb {
         Verb::Create {
@@ -519,7 +528,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         } => {
             let mut statuses = Vec::new();
             for addr in conn.endpoints() {
-                let mut client = ClusterClient::new(Conn::channel(addr)?);
+                let mut client = ClusterClient::new(conn.connect(addr)?);
                 let status = client
                     .status(v1::StatusRequest {})
                     .await

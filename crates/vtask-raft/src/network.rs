@@ -14,7 +14,7 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use vtask_proto::raft::v1::raft_service_client::RaftServiceClient;
 use vtask_proto::raft::v1::RaftRequest;
 use vtask_store::{NodeId, TypeConfig};
@@ -29,6 +29,8 @@ pub struct Network {
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
     /// Peers this node dials somewhere other than their member address.
     routes: Arc<HashMap<NodeId, String>>,
+    /// Mutual TLS to the peers: the cluster CA and this node's certificate.
+    tls: Option<ClientTlsConfig>,
 }
 
 impl Network {
@@ -41,7 +43,15 @@ impl Network {
         Network {
             channels: Arc::default(),
             routes: Arc::new(routes),
+            tls: None,
         }
+    }
+
+    /// Dials every peer over TLS with this configuration (which carries
+    /// this node's certificate, so peers can tell a member from a client).
+    pub fn with_tls(mut self, tls: Option<ClientTlsConfig>) -> Network {
+        self.tls = tls;
+        self
     }
 
     /// The channel to `addr`, created on first use. Connecting is lazy, so a
@@ -52,7 +62,12 @@ impl Network {
         if let Some(channel) = channels.get(&(target, addr.to_string())) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone())?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))

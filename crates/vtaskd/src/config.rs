@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::tls::TlsFiles;
+
 /// vtaskd: one node of a vtask cluster, the vSphere vim.Task API replicated with Raft.
 ///
 /// Every setting can come from a flag, from the environment (VTASKD_<NAME>,
@@ -88,6 +90,20 @@ pub struct Flags {
     /// names itself with the x-vtask-user metadata. For tests and demos only.
     #[arg(long, env = "VTASKD_INSECURE")]
     pub insecure: bool,
+    /// This node's TLS certificate (PEM); with --tls-key and --tls-ca it turns
+    /// TLS on for clients and peers (peers mutually authenticated).
+    #[arg(long, env = "VTASKD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "VTASKD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): peers must present a certificate it signed.
+    #[arg(long, env = "VTASKD_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Serve plain text (no TLS) although authentication is on; say so
+    /// only on a trusted network. --insecure implies it.
+    #[arg(long, env = "VTASKD_PLAINTEXT")]
+    pub plaintext: bool,
     /// WatchTasks streams one user may hold open on this node [default: 64].
     #[arg(long, env = "VTASKD_MAX_WATCHES_PER_USER")]
     pub max_watches_per_user: Option<usize>,
@@ -133,6 +149,10 @@ struct FileSettings {
     insecure: Option<bool>,
     max_watches_per_user: Option<usize>,
     max_waits_per_user: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    plaintext: Option<bool>,
 }
 
 /// How callers are authenticated.
@@ -173,6 +193,8 @@ pub struct Config {
     pub auth: AuthSetting,
     pub max_watches_per_user: usize,
     pub max_waits_per_user: usize,
+    /// TLS for clients and peers; `None` serves plain text.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Settings of the task service that every node should share: the leader's
@@ -303,6 +325,29 @@ impl Config {
                 })
             }
         };
+        let tls = match (pick!(tls_cert), pick!(tls_key), pick!(tls_ca)) {
+            (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
+            (None, None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "tls_cert",
+                    message: "TLS needs all three of tls_cert, tls_key and tls_ca".into(),
+                })
+            }
+        };
+        let plaintext = flags.plaintext || file.plaintext.unwrap_or(false);
+        if tls.is_none() && !plaintext && auth != AuthSetting::Insecure {
+            return Err(ConfigError::Invalid {
+                key: "tls_cert",
+                message: "no TLS is configured (flags --tls-cert, --tls-key, --tls-ca, or the same keys in the config file); to serve plain text say so with --plaintext or `plaintext = true`".into(),
+            });
+        }
+        if tls.is_some() && plaintext {
+            return Err(ConfigError::Invalid {
+                key: "plaintext",
+                message: "TLS files and plaintext = true contradict each other; choose one".into(),
+            });
+        }
         let tasks = TaskSettings {
             retention: Duration::from_secs(retention_minutes * 60),
             max_collectors: positive(
@@ -317,6 +362,7 @@ impl Config {
         };
         Ok(Config {
             auth,
+            tls,
             max_watches_per_user: positive(
                 "max_watches_per_user",
                 pick!(max_watches_per_user).unwrap_or(crate::limits::DEFAULT_MAX_WATCHES) as u64,
@@ -501,7 +547,12 @@ mod tests {
                 .starts_with("setting `auth_file`: no users file"),
             "{err}"
         );
-        let config = Config::load(flags(&["--auth-file", "/etc/vtask/users.toml"])).unwrap();
+        let config = Config::load(flags(&[
+            "--auth-file",
+            "/etc/vtask/users.toml",
+            "--plaintext",
+        ]))
+        .unwrap();
         assert_eq!(
             config.auth,
             AuthSetting::File("/etc/vtask/users.toml".into())
@@ -510,9 +561,34 @@ mod tests {
             Config::load(flags(&[])).unwrap().auth,
             AuthSetting::Insecure
         );
-        let mut both = flags(&["--auth-file", "/etc/vtask/users.toml"]);
+        let mut both = flags(&["--auth-file", "/etc/vtask/users.toml", "--plaintext"]);
         both.insecure = true;
         assert!(Config::load(both).is_err());
+    }
+
+    #[test]
+    fn plain_text_with_authentication_must_be_asked_for() {
+        let err = Config::load(flags(&["--auth-file", "/u.toml"])).unwrap_err();
+        assert!(err.to_string().contains("no TLS is configured"), "{err}");
+        let tls = [
+            "--tls-cert",
+            "/n.pem",
+            "--tls-key",
+            "/n-key.pem",
+            "--tls-ca",
+            "/ca.pem",
+        ];
+        let mut args = vec!["--auth-file", "/u.toml"];
+        args.extend(tls);
+        let config = Config::load(flags(&args)).unwrap();
+        assert_eq!(config.tls.unwrap().ca, PathBuf::from("/ca.pem"));
+        let err =
+            Config::load(flags(&["--auth-file", "/u.toml", "--tls-cert", "/n.pem"])).unwrap_err();
+        assert!(err.to_string().contains("all three"), "{err}");
+        args.push("--plaintext");
+        assert!(Config::load(flags(&args)).is_err());
+        // --insecure implies plain text.
+        assert!(Config::load(flags(&[])).unwrap().tls.is_none());
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod node;
 mod planted;
 mod proposer;
 mod raft_service;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -213,15 +214,35 @@ async fn run(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the gRPC port {}", config.listen))?;
-    let grpc = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
+    let raft_service = RaftServiceServer::new(raft_service::RaftServer::new(node.clone()))
+        .max_decoding_message_size(vtask_raft::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(vtask_raft::MAX_MESSAGE_BYTES);
+    let members_only = config.tls.is_some();
+    match &config.tls {
+        Some(files) => {
+            server = server
+                .tls_config(tls::server_config(files)?)
+                .context("TLS settings")?;
+            tracing::info!(cert = %files.cert.display(), ca = %files.ca.display(), "TLS on; the Raft service takes cluster members only");
+        }
+        None => tracing::warn!(
+            "PLAIN TEXT: no TLS. Tokens cross the network in the clear, and anyone who reaches this port can call the internal Raft service (append entries, forward requests in any user's name). Use only on a trusted network."
+        ),
+    }
+    let grpc = server
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(
-            RaftServiceServer::new(raft_service::RaftServer::new(node.clone()))
-                .max_decoding_message_size(vtask_raft::MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(vtask_raft::MAX_MESSAGE_BYTES),
-        )
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            raft_service,
+            move |request: tonic::Request<()>| {
+                if members_only {
+                    tls::members_only(request)
+                } else {
+                    Ok(request)
+                }
+            },
+        ))
         .add_service(api::task_service(node.clone(), gate.clone()))
         .add_service(api::task_manager_service(node.clone(), gate.clone()))
         .add_service(api::cluster_service(node.clone(), gate))

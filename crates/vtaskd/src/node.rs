@@ -97,7 +97,8 @@ impl Node {
                 .iter()
                 .map(|(id, addr)| (*id, addr.clone()))
                 .collect(),
-        );
+        )
+        .with_tls(crate::tls::peer_config(config.tls.as_ref())?);
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
