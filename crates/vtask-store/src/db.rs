@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -34,6 +36,11 @@ pub(crate) const STATE_CFS: [&str; 8] = [
     CF_COLLECTORS,
     CF_REPLIES,
 ];
+
+/// The most WAL a node keeps before memtables are flushed.
+const MAX_TOTAL_WAL_BYTES: u64 = 64 << 20;
+/// The block cache shared by every column family.
+const BLOCK_CACHE_BYTES: usize = 128 << 20;
 
 /// The value format written by this version (`sm_meta/format`). 2 added the
 /// completion-time index, the collectors family and replies kept apart from
@@ -92,6 +99,15 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // Memtables are flushed once the WAL holds this much, so a restart
+        // replays at most this (issue #6: serving again within seconds).
+        opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        // Point reads (tasks by key, replies, sessions) skip the files that
+        // cannot hold the key; one block cache serves every family.
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        table.set_block_cache(&cache);
         let cfs = [CF_RAFT_LOG, CF_RAFT_META]
             .into_iter()
             .chain(STATE_CFS)
@@ -99,6 +115,7 @@ impl Store {
                 let mut cf_opts = Options::default();
                 // No codec is compiled in (see the workspace manifest).
                 cf_opts.set_compression_type(DBCompressionType::None);
+                cf_opts.set_block_based_table_factory(&table);
                 ColumnFamilyDescriptor::new(name, cf_opts)
             });
         let db =

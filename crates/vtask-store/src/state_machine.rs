@@ -810,30 +810,37 @@ impl ReadView {
         }
         let tasks = self.store.cf(CF_TASKS);
         let mut out = Vec::new();
-        while out.len() < limit {
-            // The smallest next task number over all cursors.
-            let mut best: Option<(usize, u64)> = None;
-            for (i, cursor) in cursors.iter_mut().enumerate() {
-                match cursor.peek() {
-                    Some(Ok(n)) if best.is_none_or(|(_, b)| *n < b) => best = Some((i, *n)),
-                    Some(Ok(_)) | None => {}
-                    Some(Err(_)) => {
-                        return match cursor.next() {
-                            Some(Err(e)) => Err(e),
-                            _ => Ok(out),
+        let mut exhausted = false;
+        while out.len() < limit && !exhausted {
+            // The next task numbers in order over all cursors, as many as
+            // the page still needs, read with one multi-get.
+            let mut numbers = Vec::new();
+            while numbers.len() < limit - out.len() {
+                let mut best: Option<(usize, u64)> = None;
+                for (i, cursor) in cursors.iter_mut().enumerate() {
+                    match cursor.peek() {
+                        Some(Ok(n)) if best.is_none_or(|(_, b)| *n < b) => best = Some((i, *n)),
+                        Some(Ok(_)) | None => {}
+                        Some(Err(_)) => {
+                            if let Some(Err(e)) = cursor.next() {
+                                return Err(e);
+                            }
                         }
                     }
                 }
+                let Some((i, number)) = best else {
+                    exhausted = true;
+                    break;
+                };
+                cursors[i].next();
+                numbers.push(u64_key(number));
             }
-            let Some((i, number)) = best else { break };
-            cursors[i].next();
-            let value = view
-                .get_cf(tasks, u64_key(number))
-                .map_err(|e| self.store.rocks(e))?;
-            if let Some(value) = value {
-                let task: Task = decode(CF_TASKS, &value)?;
-                if filter.matches(&task.info) {
-                    out.push(task);
+            for value in view.multi_get_cf(numbers.iter().map(|k| (tasks, k))) {
+                if let Some(value) = value.map_err(|e| self.store.rocks(e))? {
+                    let task: Task = decode(CF_TASKS, &value)?;
+                    if filter.matches(&task.info) {
+                        out.push(task);
+                    }
                 }
             }
         }
