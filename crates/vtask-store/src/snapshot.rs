@@ -25,7 +25,11 @@ use openraft::{LogId, SnapshotMeta, StoredMembership};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use sha2::{Digest, Sha256};
 
-use crate::db::{decode, encode, Store, StoreError, CF_SM_META, STATE_CFS};
+use crate::db::{
+    decode, encode, Store, StoreError, CF_CHANGES, CF_COLLECTORS, CF_HISTORY, CF_INDEX, CF_REPLIES,
+    CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
+};
+use crate::types::{ChangeRecord, Session};
 use crate::{NodeId, TypeConfig};
 
 const MAGIC: &[u8] = b"VTASKSNAP1\n";
@@ -201,6 +205,9 @@ pub(crate) fn install(store: &Store, meta: &Meta, mut file: File) -> Result<(), 
             .ok_or_else(|| corrupt(&tmp, "unknown column family"))?;
         let key = read_chunk(&mut input, &tmp)?;
         let value = read_chunk(&mut input, &tmp)?;
+        // A record that this version cannot read would be found only after
+        // the write, by the reload; refuse the snapshot before it.
+        check_record(name, &key, &value).map_err(|why| corrupt(&tmp, &why))?;
         batch.put_cf(store.cf(name), key, value);
     }
     let expected = input.hasher.finalize();
@@ -277,5 +284,33 @@ impl<R: Read, W: Write> Read for TeeReader<R, W> {
         let n = self.inner.read(buf)?;
         self.copy.write_all(&buf[..n])?;
         Ok(n)
+    }
+}
+
+/// Whether one snapshot record decodes as what its family holds.
+fn check_record(cf: &'static str, key: &[u8], value: &[u8]) -> Result<(), String> {
+    fn is<T: serde::de::DeserializeOwned>(cf: &'static str, value: &[u8]) -> Result<(), String> {
+        decode::<T>(cf, value).map(drop).map_err(|e| e.to_string())
+    }
+    match cf {
+        CF_TASKS => is::<vtask_model::Task>(cf, value),
+        CF_SESSIONS => is::<Session>(cf, value),
+        CF_REPLIES => is::<vtask_model::Outcome>(cf, value),
+        CF_CHANGES => is::<ChangeRecord>(cf, value),
+        CF_COLLECTORS => is::<vtask_model::Collector>(cf, value),
+        CF_INDEX | CF_HISTORY if value.is_empty() => Ok(()),
+        CF_INDEX | CF_HISTORY => Err(format!("a {cf} entry with a value")),
+        CF_SM_META => match key {
+            b"last_applied" => is::<Option<LogId<NodeId>>>(cf, value),
+            b"membership" => is::<StoredMembership<NodeId, openraft::BasicNode>>(cf, value),
+            b"counters" => is::<vtask_model::Counters>(cf, value),
+            b"revision" | b"pruned_through" => is::<u64>(cf, value),
+            b"format" => is::<u32>(cf, value),
+            other => Err(format!(
+                "unknown state key {:?}",
+                String::from_utf8_lossy(other)
+            )),
+        },
+        other => Err(format!("unknown column family {other}")),
     }
 }
