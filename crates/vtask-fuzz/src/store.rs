@@ -139,10 +139,10 @@ impl SnapshotTarget {
         }
     }
 
-    /// Also tries mutated snapshots whose checksum is made right again.
-    /// Off by default: such a snapshot is installed although its records do
-    /// not decode, and the refusal comes only after the write (found by this
-    /// target; see `snapshot_with_a_valid_checksum_and_corrupt_records`).
+    /// Also tries mutated snapshots whose checksum is made right again, so
+    /// that mutations reach the record decoder (this mode found records
+    /// that were written before they were known to decode; see
+    /// `snapshot_with_a_valid_checksum_and_corrupt_records`).
     pub fn with_rehash(mut self) -> SnapshotTarget {
         self.rehash = true;
         self
