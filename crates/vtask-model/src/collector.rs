@@ -36,15 +36,7 @@ pub struct CollectorId(pub u64);
 impl CollectorId {
     /// Parses `collector-<n>` with one spelling per number, like task keys.
     pub fn parse(text: &str) -> Option<CollectorId> {
-        let digits = text.strip_prefix("collector-")?;
-        if digits.is_empty()
-            || digits.len() > 20
-            || digits.starts_with('0')
-            || !digits.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
-        digits.parse().ok().map(CollectorId)
+        crate::types::parse_numbered(text, "collector-").map(CollectorId)
     }
 
     pub fn moref(self) -> MoRef {

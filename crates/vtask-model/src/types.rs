@@ -81,16 +81,22 @@ impl TaskKey {
     /// Parses `task-<n>` with `n` a decimal number ≥ 1 without leading zeros,
     /// so that every task has exactly one spelling.
     pub fn parse(text: &str) -> Option<TaskKey> {
-        let digits = text.strip_prefix("task-")?;
-        if digits.is_empty()
-            || digits.len() > 20
-            || digits.starts_with('0')
-            || !digits.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
-        digits.parse().ok().map(TaskKey)
+        parse_numbered(text, "task-").map(TaskKey)
     }
+}
+
+/// `<prefix><n>` with `n` a decimal number ≥ 1 without leading zeros: the
+/// one spelling of a numbered managed object (tasks, collectors).
+pub(crate) fn parse_numbered(text: &str, prefix: &str) -> Option<u64> {
+    let digits = text.strip_prefix(prefix)?;
+    if digits.is_empty()
+        || digits.len() > 20
+        || digits.starts_with('0')
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 impl fmt::Display for TaskKey {
