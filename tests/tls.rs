@@ -174,11 +174,14 @@ async fn members_and_clients_meet_over_tls_and_strangers_are_refused() {
         ));
     match forward(&follower_addr, impostor).await {
         // The server rejects the certificate during the handshake; with TLS
-        // 1.3 the client learns it from the alert on its first call.
+        // 1.3 the client learns it on its first call, from the alert or from
+        // the connection closing first (a race), never from an answer.
         Err(_) => {}
         Ok(status) => assert!(
-            matches!(status.code(), Code::Unknown | Code::Unavailable)
-                && format!("{status:?}").contains("alert"),
+            matches!(
+                status.code(),
+                Code::Unknown | Code::Unavailable | Code::Cancelled
+            ),
             "{status:?}"
         ),
     }
