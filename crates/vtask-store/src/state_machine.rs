@@ -123,12 +123,22 @@ impl StateMachine {
         &mut self,
         entries: Vec<Entry<TypeConfig>>,
     ) -> Result<Vec<BatchReply>, StoreError> {
-        let mut pending = Pending::new(
-            &self.store,
-            self.counters,
-            self.revision,
-            self.collectors.clone(),
-        );
+        // The batch works on the collectors themselves, not a copy; if it
+        // fails, nothing was written and the store still holds the truth.
+        let collectors = std::mem::take(&mut self.collectors);
+        self.apply_batch(entries, collectors).inspect_err(|_| {
+            if let Err(error) = self.reload() {
+                tracing::error!(%error, "reloading the state machine after a failed apply");
+            }
+        })
+    }
+
+    fn apply_batch(
+        &mut self,
+        entries: Vec<Entry<TypeConfig>>,
+        collectors: BTreeMap<CollectorId, Collector>,
+    ) -> Result<Vec<BatchReply>, StoreError> {
+        let mut pending = Pending::new(&self.store, self.counters, self.revision, collectors);
         let mut replies = Vec::with_capacity(entries.len());
         for entry in entries {
             let log_id = entry.log_id;
