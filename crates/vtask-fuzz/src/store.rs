@@ -84,7 +84,7 @@ impl SnapshotTarget {
             .build()
             .expect("a runtime");
         let caller = Caller::user("alice", Privileges::ALL);
-        let requests = (1..=4)
+        let requests: Vec<Request> = (1..=4)
             .map(|i| Request {
                 client: None,
                 caller: caller.clone(),
@@ -107,7 +107,7 @@ impl SnapshotTarget {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
             payload: EntryPayload::Normal(Batch {
                 time: Timestamp(1_700_000_000_000_000),
-                requests,
+                requests: requests.into(),
             }),
         };
         let (valid, meta) = runtime.block_on(async {

@@ -64,7 +64,7 @@ async fn main() {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(Batch {
                 time: Timestamp::from_micros(1_700_000_000_000_000 + index as i64),
-                requests,
+                requests: requests.into(),
             }),
         };
         sm.apply(vec![entry]).await.expect("apply");

@@ -6,11 +6,17 @@
 //! happen on one thread of their own, which serves every append that arrived
 //! while the previous fsync ran with a single `fsync`: group commit at the
 //! disk, without holding an async worker thread.
+//!
+//! The newest entries are also kept in memory, decoded ([`RecentEntries`]):
+//! every entry is read back soon after its append (by the leader's
+//! replication stream to each follower and by the state machine on every
+//! node), and decoding it from RocksDB each time cost more CPU than writing it.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::collections::VecDeque;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{
@@ -25,17 +31,116 @@ use crate::{NodeId, TypeConfig};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
+/// How many of the newest entries [`RecentEntries`] keeps. A reader that
+/// lags further behind (a follower catching up) reads from RocksDB.
+const RECENT_ENTRIES: usize = 512;
+
 /// The log half of the store. Cloning it gives another reader of the same log.
 #[derive(Clone)]
 pub struct LogStore {
     store: Store,
     syncer: Arc<Syncer>,
+    recent: Arc<Mutex<RecentEntries>>,
+}
+
+/// The newest entries of the log, contiguous, exactly as RocksDB holds them.
+///
+/// Every change of the `raft_log` family (append, truncate, purge) happens
+/// with this lock held and updates both, so a reader never sees the two
+/// disagree. Empty after a restart until the next append.
+#[derive(Default)]
+struct RecentEntries {
+    entries: VecDeque<Entry<TypeConfig>>,
+}
+
+impl RecentEntries {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.log_id.index)
+    }
+
+    fn push(&mut self, entry: Entry<TypeConfig>) {
+        // An append always continues the log (openraft truncates first), so
+        // a gap means the memory no longer mirrors the log's tail: start over.
+        if let Some(last) = self.entries.back() {
+            if last.log_id.index + 1 != entry.log_id.index {
+                self.entries.clear();
+            }
+        }
+        if self.entries.len() == RECENT_ENTRIES {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// Forgets the entries from `index` on.
+    fn truncate(&mut self, index: u64) {
+        while self.entries.back().is_some_and(|e| e.log_id.index >= index) {
+            self.entries.pop_back();
+        }
+    }
+
+    /// Forgets the entries up to and including `index`.
+    fn purge(&mut self, index: u64) {
+        while self.entries.front().is_some_and(|e| e.log_id.index <= index) {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Copies of the kept entries from `start` on that `range` contains.
+    fn copy(&self, start: u64, range: &impl RangeBounds<u64>) -> Vec<Entry<TypeConfig>> {
+        let Some(first) = self.first_index() else {
+            return Vec::new();
+        };
+        let skip = usize::try_from(start.saturating_sub(first)).unwrap_or(usize::MAX);
+        self.entries
+            .iter()
+            .skip(skip)
+            .take_while(|e| range.contains(&e.log_id.index))
+            .cloned()
+            .collect()
+    }
 }
 
 impl LogStore {
     pub(crate) fn new(store: Store) -> Result<LogStore, StoreError> {
         let syncer = Arc::new(Syncer::start(store.clone()));
-        Ok(LogStore { store, syncer })
+        Ok(LogStore {
+            store,
+            syncer,
+            recent: Arc::default(),
+        })
+    }
+
+    fn recent(&self) -> MutexGuard<'_, RecentEntries> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Entries of `range` from `start` on, read from RocksDB; it stops before
+    /// `stop`, where the entries in memory take over.
+    fn read_stored(
+        &self,
+        start: u64,
+        stop: Option<u64>,
+        range: &impl RangeBounds<u64>,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        let cf = self.store.cf(CF_RAFT_LOG);
+        let mut entries = Vec::new();
+        let from = u64_key(start);
+        for item in self
+            .store
+            .db
+            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
+        {
+            let (key, value) = item.map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
+            let index = u64_from_key(&key).unwrap_or(u64::MAX);
+            if !range.contains(&index) || stop.is_some_and(|stop| index >= stop) {
+                break;
+            }
+            let entry: Entry<TypeConfig> = decode(CF_RAFT_LOG, &value)
+                .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
+            entries.push(entry);
+        }
+        Ok(entries)
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -70,24 +175,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&n) => n + 1,
             Bound::Unbounded => 0,
         };
-        let cf = self.store.cf(CF_RAFT_LOG);
-        let mut entries = Vec::new();
-        let from = u64_key(start);
-        for item in self
-            .store
-            .db
-            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
-        {
-            let (key, value) = item.map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
-            let index = u64_from_key(&key).unwrap_or(u64::MAX);
-            if !range.contains(&index) {
-                break;
+        let recent = self.recent();
+        match recent.first_index() {
+            Some(first) if first <= start => Ok(recent.copy(start, &range)),
+            first => {
+                // The older part comes from RocksDB: entries below the ones in
+                // memory change only by a purge, which takes this lock too.
+                let mut entries = self.read_stored(start, first, &range)?;
+                if first.is_some() {
+                    entries.extend(recent.copy(start.max(first.unwrap_or(0)), &range));
+                }
+                Ok(entries)
             }
-            let entry: Entry<TypeConfig> = decode(CF_RAFT_LOG, &value)
-                .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
-            entries.push(entry);
         }
-        Ok(entries)
     }
 }
 
@@ -157,9 +257,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let cf = self.store.cf(CF_RAFT_LOG);
         let mut batch = WriteBatch::default();
-        for entry in entries {
-            batch.put_cf(cf, u64_key(entry.get_log_id().index), encode(&entry));
+        let entries: Vec<_> = entries.into_iter().collect();
+        for entry in &entries {
+            batch.put_cf(cf, u64_key(entry.get_log_id().index), encode(entry));
         }
+        let mut recent = self.recent();
         #[cfg(debug_assertions)]
         if crate::planted::active(crate::planted::Bug::AckBeforeFsync) {
             let mut unsafe_write = WriteOptions::default();
@@ -168,6 +270,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .db
                 .write_opt(batch, &unsafe_write)
                 .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
+            entries.into_iter().for_each(|e| recent.push(e));
             callback.log_io_completed(Ok(()));
             return Ok(());
         }
@@ -177,6 +280,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .db
             .write(batch)
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
+        entries.into_iter().for_each(|e| recent.push(e));
+        drop(recent);
         self.syncer.sync_then(callback);
         Ok(())
     }
@@ -186,6 +291,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf, u64_key(log_id.index), u64_key(u64::MAX));
         batch.delete_cf(cf, u64_key(u64::MAX));
+        // Forgotten before the write: if the write fails, the memory holds
+        // less than RocksDB, never more.
+        self.recent().truncate(log_id.index);
         self.write_synced(batch)
             .await
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
@@ -205,6 +313,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             u64_key(0),
             u64_key(log_id.index + 1),
         );
+        self.recent().purge(log_id.index);
         self.write_synced(batch)
             .await
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())

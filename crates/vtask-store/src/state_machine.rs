@@ -24,7 +24,7 @@ use crate::db::{
     CF_HISTORY, CF_INDEX, CF_REPLIES, CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
 };
 use crate::snapshot;
-use crate::types::{BatchReply, ChangeKind, ChangeRecord, Request, Session};
+use crate::types::{BatchReply, ChangeKind, ChangeRecord, ClientRef, Request, Session};
 use crate::{NodeId, TypeConfig};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -35,6 +35,10 @@ pub const SESSION_TTL_MILLIS: u64 = 60 * 60 * 1000;
 /// How many recent replies a session keeps, so one client may have this many
 /// requests in flight at once.
 pub const SESSION_WINDOW: usize = 128;
+
+/// Above this many sessions in memory, the state machine forgets them all
+/// (they are read back from RocksDB on their next request).
+const MAX_CACHED_SESSIONS: usize = 16_384;
 /// Every this many log indexes, apply expires idle sessions.
 const SESSION_SWEEP_EVERY: u64 = 1024;
 
@@ -55,6 +59,10 @@ pub struct StateMachine {
     /// Every collector, kept in memory: apply consults them all on each task
     /// creation and state change (D21), and they are few.
     collectors: BTreeMap<CollectorId, Collector>,
+    /// Sessions read or written since the start (or the last reload), as
+    /// RocksDB holds them: a session is read and rewritten by every request
+    /// of its client, and decoding it each time was a large part of apply.
+    sessions: HashMap<String, Session>,
     applied_tx: watch::Sender<AppliedState>,
     /// Serializes snapshot builds with each other.
     snapshot_lock: Arc<Mutex<()>>,
@@ -87,6 +95,7 @@ impl StateMachine {
             counters,
             revision,
             collectors,
+            sessions: HashMap::new(),
             applied_tx,
             snapshot_lock: Arc::new(Mutex::new(())),
         })
@@ -107,6 +116,7 @@ impl StateMachine {
         self.counters = fresh.counters;
         self.revision = fresh.revision;
         self.collectors = fresh.collectors;
+        self.sessions = fresh.sessions;
         self.publish();
         Ok(())
     }
@@ -123,10 +133,12 @@ impl StateMachine {
         &mut self,
         entries: Vec<Entry<TypeConfig>>,
     ) -> Result<Vec<BatchReply>, StoreError> {
-        // The batch works on the collectors themselves, not a copy; if it
-        // fails, nothing was written and the store still holds the truth.
+        // The batch works on the collectors and sessions themselves, not a
+        // copy; if it fails, nothing was written and the store still holds
+        // the truth.
         let collectors = std::mem::take(&mut self.collectors);
-        self.apply_batch(entries, collectors).inspect_err(|_| {
+        let sessions = std::mem::take(&mut self.sessions);
+        self.apply_batch(entries, collectors, sessions).inspect_err(|_| {
             if let Err(error) = self.reload() {
                 tracing::error!(%error, "reloading the state machine after a failed apply");
             }
@@ -137,8 +149,15 @@ impl StateMachine {
         &mut self,
         entries: Vec<Entry<TypeConfig>>,
         collectors: BTreeMap<CollectorId, Collector>,
+        sessions: HashMap<String, Session>,
     ) -> Result<Vec<BatchReply>, StoreError> {
-        let mut pending = Pending::new(&self.store, self.counters, self.revision, collectors);
+        let mut pending = Pending::new(
+            &self.store,
+            self.counters,
+            self.revision,
+            collectors,
+            sessions,
+        );
         let mut replies = Vec::with_capacity(entries.len());
         for entry in entries {
             let log_id = entry.log_id;
@@ -173,7 +192,7 @@ impl StateMachine {
             self.last_applied = Some(log_id);
         }
         let meta = self.store.cf(CF_SM_META);
-        let (mut batch, counters, revision, collectors) = pending.finish()?;
+        let (mut batch, counters, revision, collectors, mut sessions) = pending.finish()?;
         batch.put_cf(meta, b"last_applied", encode(&self.last_applied));
         batch.put_cf(meta, b"counters", encode(&counters));
         batch.put_cf(meta, b"revision", encode(&revision));
@@ -186,6 +205,12 @@ impl StateMachine {
         self.counters = counters;
         self.revision = revision;
         self.collectors = collectors;
+        if sessions.len() > MAX_CACHED_SESSIONS {
+            // Many clients at once (a CLI call is a client of its own): keep
+            // memory bounded; RocksDB still has every session.
+            sessions.clear();
+        }
+        self.sessions = sessions;
         self.publish();
         Ok(replies)
     }
@@ -197,6 +222,7 @@ struct Pending<'a> {
     batch: WriteBatch,
     /// Ordered, so scans can merge it with RocksDB's key order.
     tasks: BTreeMap<TaskKey, Option<Task>>,
+    /// The state machine's session cache, with this batch's changes.
     sessions: HashMap<String, Session>,
     /// Replies stored by this batch, for a retry inside the same batch.
     replies: HashMap<Vec<u8>, Outcome>,
@@ -216,12 +242,13 @@ impl<'a> Pending<'a> {
         counters: Counters,
         revision: u64,
         collectors: BTreeMap<CollectorId, Collector>,
+        sessions: HashMap<String, Session>,
     ) -> Pending<'a> {
         Pending {
             store,
             batch: WriteBatch::default(),
             tasks: BTreeMap::new(),
-            sessions: HashMap::new(),
+            sessions,
             replies: HashMap::new(),
             pruned_through: None,
             counters,
@@ -232,34 +259,30 @@ impl<'a> Pending<'a> {
     }
 
     fn apply(&mut self, request: &Request, ctx: &EntryContext) -> Result<Outcome, StoreError> {
-        let mut session = match &request.client {
-            Some(client) => {
-                let session = self.session(&client.id)?;
-                let stored = session.seqs.contains(&client.seq);
-                #[cfg(debug_assertions)]
-                let stored = stored && !crate::planted::active(crate::planted::Bug::NoDedup);
-                if stored {
-                    // D27: a retry gets the stored reply and is not applied again.
-                    return self.reply(&client.id, client.seq);
-                }
-                if session.seqs.len() >= SESSION_WINDOW
-                    && session
-                        .seqs
-                        .first()
-                        .is_some_and(|&oldest| client.seq < oldest)
-                {
-                    return Ok(Err(MethodFault::invalid_argument(
-                        "header.seq",
-                        format!(
-                            "A specified parameter was not correct: sequence number {} of client {} is older than the {SESSION_WINDOW} replies kept for it",
-                            client.seq, client.id
-                        ),
-                    )));
-                }
-                Some(session)
+        if let Some(client) = &request.client {
+            let session = self.session(&client.id)?;
+            let stored = session.seqs.contains(&client.seq);
+            #[cfg(debug_assertions)]
+            let stored = stored && !crate::planted::active(crate::planted::Bug::NoDedup);
+            if stored {
+                // D27: a retry gets the stored reply and is not applied again.
+                return self.reply(&client.id, client.seq);
             }
-            None => None,
-        };
+            if session.seqs.len() >= SESSION_WINDOW
+                && session
+                    .seqs
+                    .first()
+                    .is_some_and(|&oldest| client.seq < oldest)
+            {
+                return Ok(Err(MethodFault::invalid_argument(
+                    "header.seq",
+                    format!(
+                        "A specified parameter was not correct: sequence number {} of client {} is older than the {SESSION_WINDOW} replies kept for it",
+                        client.seq, client.id
+                    ),
+                )));
+            }
+        }
         let applied = vtask_model::apply(&*self, &request.caller, &request.command, ctx);
         if let Some(error) = self.error.take() {
             return Err(error);
@@ -268,38 +291,52 @@ impl<'a> Pending<'a> {
             self.write_change(change, request, ctx);
         }
         self.counters = applied.counters;
-        if let (Some(client), Some(session)) = (&request.client, session.as_mut()) {
-            let replies = self.store.cf(CF_REPLIES);
-            let key = reply_key(&client.id, client.seq);
-            self.batch.put_cf(replies, &key, encode(&applied.outcome));
-            self.replies.insert(key, applied.outcome.clone());
-            session.seqs.insert(client.seq);
-            while session.seqs.len() > SESSION_WINDOW {
-                if let Some(oldest) = session.seqs.pop_first() {
-                    let key = reply_key(&client.id, oldest);
-                    self.batch.delete_cf(replies, &key);
-                    self.replies.remove(&key);
-                }
-            }
-            session.last_seen = ctx.time;
-            self.batch.put_cf(
-                self.store.cf(CF_SESSIONS),
-                client.id.as_bytes(),
-                encode(&*session),
-            );
-            self.sessions.insert(client.id.clone(), session.clone());
+        if let Some(client) = &request.client {
+            self.store_reply(client, ctx.time, &applied.outcome);
         }
         Ok(applied.outcome)
     }
 
-    fn session(&self, id: &str) -> Result<Session, StoreError> {
-        match self.sessions.get(id) {
-            Some(session) => Ok(session.clone()),
-            None => Ok(self
+    /// A client's session, read into the cache if it is not there yet.
+    fn session(&mut self, id: &str) -> Result<&mut Session, StoreError> {
+        if !self.sessions.contains_key(id) {
+            let stored = self
                 .store
                 .get(CF_SESSIONS, id.as_bytes())?
-                .unwrap_or_default()),
+                .unwrap_or_default();
+            self.sessions.insert(id.to_owned(), stored);
         }
+        Ok(self
+            .sessions
+            .get_mut(id)
+            .expect("the session was just inserted"))
+    }
+
+    /// Keeps `outcome` as the reply to `client`'s request and forgets the
+    /// oldest reply beyond the window.
+    fn store_reply(&mut self, client: &ClientRef, time: Timestamp, outcome: &Outcome) {
+        let replies = self.store.cf(CF_REPLIES);
+        let key = reply_key(&client.id, client.seq);
+        self.batch.put_cf(replies, &key, encode(outcome));
+        self.replies.insert(key, outcome.clone());
+        let session = self
+            .sessions
+            .get_mut(&client.id)
+            .expect("apply read the session first");
+        session.seqs.insert(client.seq);
+        while session.seqs.len() > SESSION_WINDOW {
+            if let Some(oldest) = session.seqs.pop_first() {
+                let key = reply_key(&client.id, oldest);
+                self.batch.delete_cf(replies, &key);
+                self.replies.remove(&key);
+            }
+        }
+        session.last_seen = time;
+        self.batch.put_cf(
+            self.store.cf(CF_SESSIONS),
+            client.id.as_bytes(),
+            encode(&*session),
+        );
     }
 
     /// The reply stored for a client's sequence number.
@@ -443,8 +480,8 @@ impl<'a> Pending<'a> {
         for item in self.store.db.iterator_cf(cf, IteratorMode::Start) {
             let (key, value) = item.map_err(|e| self.store.rocks(e))?;
             let id = String::from_utf8_lossy(&key).into_owned();
-            let session = match self.sessions.get(&id) {
-                Some(session) => session.clone(),
+            let session = match self.sessions.remove(&id) {
+                Some(session) => session,
                 None => decode::<Session>(CF_SESSIONS, &value)?,
             };
             if session.last_seen.saturating_add_millis(SESSION_TTL_MILLIS) < now {
@@ -454,7 +491,8 @@ impl<'a> Pending<'a> {
                     self.batch.delete_cf(self.store.cf(CF_REPLIES), &reply);
                     self.replies.remove(&reply);
                 }
-                self.sessions.remove(&id);
+            } else {
+                self.sessions.insert(id, session);
             }
         }
         Ok(())
@@ -463,10 +501,25 @@ impl<'a> Pending<'a> {
     #[allow(clippy::type_complexity)]
     fn finish(
         self,
-    ) -> Result<(WriteBatch, Counters, u64, BTreeMap<CollectorId, Collector>), StoreError> {
+    ) -> Result<
+        (
+            WriteBatch,
+            Counters,
+            u64,
+            BTreeMap<CollectorId, Collector>,
+            HashMap<String, Session>,
+        ),
+        StoreError,
+    > {
         match self.error.into_inner() {
             Some(error) => Err(error),
-            None => Ok((self.batch, self.counters, self.revision, self.collectors)),
+            None => Ok((
+                self.batch,
+                self.counters,
+                self.revision,
+                self.collectors,
+                self.sessions,
+            )),
         }
     }
 

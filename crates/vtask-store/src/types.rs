@@ -1,5 +1,7 @@
 //! What a log entry carries and what applying it returns.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use vtask_model::{Caller, Command, Outcome, TaskInfo, Timestamp};
 
@@ -17,10 +19,33 @@ openraft::declare_raft_types!(
 /// One Raft entry's payload: the commands the leader's proposer gathered,
 /// stamped with the leader's clock. This is our own message, never a public
 /// request reused, so the API can change without changing the log.
+///
+/// The requests are shared: the log keeps recent entries in memory and hands
+/// out copies to the replication streams and the state machine, and a copy
+/// must not cost a deep clone of every request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     pub time: Timestamp,
-    pub requests: Vec<Request>,
+    #[serde(with = "shared_requests")]
+    pub requests: Arc<[Request]>,
+}
+
+/// `Arc<[Request]>` in the same form as `Vec<Request>` (serde's `rc` feature
+/// would do it for every crate of the workspace).
+mod shared_requests {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Request;
+
+    pub fn serialize<S: Serializer>(requests: &Arc<[Request]>, s: S) -> Result<S::Ok, S::Error> {
+        requests[..].serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[Request]>, D::Error> {
+        Vec::<Request>::deserialize(d).map(Arc::from)
+    }
 }
 
 /// One command with who sent it and its exactly-once identity (D27).

@@ -40,7 +40,7 @@ impl Machine {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(Batch {
                 time: Timestamp::from_micros(millis * 1000),
-                requests,
+                requests: requests.into(),
             }),
         };
         let mut replies = self.sm.apply(vec![entry]).await.unwrap();

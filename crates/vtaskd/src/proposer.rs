@@ -106,7 +106,7 @@ async fn run(
                 pending.into_iter().map(|p| (p.request, p.reply)).unzip();
             let batch = Batch {
                 time: clock.now(),
-                requests,
+                requests: requests.into(),
             };
             match raft.client_write(batch).await {
                 Ok(response) => {
