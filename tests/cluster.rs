@@ -136,6 +136,56 @@ async fn any_node_accepts_writes_and_replicas_converge() {
     cluster.converged(Duration::from_secs(10)).await.unwrap();
 }
 
+/// "Reads are linearizable": while one writer raises a task's progress, many
+/// concurrent readers on every node (so ReadIndex rounds are shared, on the
+/// leader and through forwarding) never see less than what was acknowledged
+/// before their read began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_on_every_node_see_every_acknowledged_write() {
+    let cluster = Arc::new(Cluster::start(ClusterConfig::default()).await.unwrap());
+    let task = running_task(&cluster, 1, "lin-writer").await;
+    let acknowledged = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let writer = {
+        let (cluster, task, acknowledged) = (cluster.clone(), task.clone(), acknowledged.clone());
+        tokio::spawn(async move {
+            let mut tasks = cluster.tasks(1).await.unwrap();
+            for percent in 1..=100 {
+                let seq = 2 + percent as u64;
+                tasks
+                    .update_progress(progress_request("lin-writer", seq, &task, percent))
+                    .await
+                    .expect("progress");
+                acknowledged.store(percent, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for reader in 0..24u64 {
+        let (cluster, task, acknowledged) = (cluster.clone(), task.clone(), acknowledged.clone());
+        readers.push(tokio::spawn(async move {
+            let node = 1 + reader % 3;
+            let mut reads = 0;
+            while acknowledged.load(std::sync::atomic::Ordering::SeqCst) < 100 {
+                let floor = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+                let info = get(&cluster, node, &task).await.expect("read");
+                let seen = info.progress.unwrap_or(0);
+                assert!(
+                    seen >= floor,
+                    "node {node} read progress {seen} after {floor} was acknowledged"
+                );
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    writer.await.unwrap();
+    let mut total = 0;
+    for reader in readers {
+        total += reader.await.unwrap();
+    }
+    assert!(total >= 24, "the readers ran ({total} reads)");
+}
+
 /// Test 2 and "ack means durable on a majority": writers run while the leader
 /// is SIGKILLed; a new leader takes over, writes continue, and every
 /// acknowledged progress value is there afterwards, exactly.

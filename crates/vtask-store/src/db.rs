@@ -45,7 +45,7 @@ const BLOCK_CACHE_BYTES: usize = 128 << 20;
 /// The value format written by this version (`sm_meta/format`). 2 added the
 /// completion-time index, the collectors family and replies kept apart from
 /// their session.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 /// Why the store could not do its job.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! `vtask-store`: one RocksDB instance per node holding the Raft log and the
 //! task state machine, behind openraft's storage traits (`storage-v2`).
 //!
-//! # On-disk format (value format version 2)
+//! # On-disk format (value format version 3)
 //!
 //! | column family | key | value (JSON unless noted) |
 //! |---|---|---|
@@ -9,7 +9,7 @@
 //! | `raft_meta` | `vote`, `committed`, `last_purged` | the openraft value |
 //! | `tasks` | task number, u64 big-endian | [`vtask_model::Task`] |
 //! | `index` | `s` + state byte + task number; `c` + completeTime, `l` + lease expiry (i64 µs, sign bit flipped, big-endian) + task number | empty (tasks by state, for ListTasks; finished tasks by completion, for retention; unfinished leased tasks by expiry, for lapses) |
-//! | `sessions` | client id (UTF-8) | [`Session`]: last use and the sequence numbers with a stored reply |
+//! | `sessions` | client id (UTF-8) | [`Session`]: last use and the sequence numbers with a stored reply, as runs `[first, last]` (since version 3) |
 //! | `replies` | client id + 0 byte + seq, u64 big-endian | the `Outcome` of that request (D27) |
 //! | `collectors` | collector number, u64 big-endian | [`vtask_model::Collector`] (D24) |
 //! | `changes` | revision, u64 big-endian | [`ChangeRecord`] (watch resume, audit); a task's records go when retention removes it, except its REMOVED record |

@@ -12,9 +12,9 @@
 //! replication stream to each follower and by the state machine on every
 //! node), and decoding it from RocksDB each time cost more CPU than writing it.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -81,7 +81,11 @@ impl RecentEntries {
 
     /// Forgets the entries up to and including `index`.
     fn purge(&mut self, index: u64) {
-        while self.entries.front().is_some_and(|e| e.log_id.index <= index) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|e| e.log_id.index <= index)
+        {
             self.entries.pop_front();
         }
     }
@@ -390,5 +394,65 @@ impl Drop for Syncer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn ids(entries: &[Entry<TypeConfig>]) -> Vec<(u64, u64)> {
+        entries
+            .iter()
+            .map(|e| (e.log_id.leader_id.term, e.log_id.index))
+            .collect()
+    }
+
+    #[test]
+    fn recent_entries_mirror_the_tail_of_the_log() {
+        let mut recent = RecentEntries::default();
+        assert_eq!(recent.copy(0, &(0..10)), vec![]);
+        (1..=5).for_each(|i| recent.push(entry(1, i)));
+        assert_eq!(recent.first_index(), Some(1));
+        assert_eq!(ids(&recent.copy(2, &(2..4))), [(1, 2), (1, 3)]);
+        assert_eq!(ids(&recent.copy(4, &(4..))), [(1, 4), (1, 5)]);
+        assert_eq!(recent.copy(6, &(6..)), vec![]);
+
+        // A new leader's entries replace a truncated tail.
+        recent.truncate(4);
+        (4..=6).for_each(|i| recent.push(entry(2, i)));
+        assert_eq!(
+            ids(&recent.copy(3, &(3..=6))),
+            [(1, 3), (2, 4), (2, 5), (2, 6)]
+        );
+
+        recent.purge(4);
+        assert_eq!(recent.first_index(), Some(5));
+        assert_eq!(ids(&recent.copy(5, &(..))), [(2, 5), (2, 6)]);
+
+        // An append that does not continue the kept entries (after a
+        // snapshot install, say) starts them over rather than leave a gap.
+        recent.push(entry(3, 100));
+        assert_eq!(recent.first_index(), Some(100));
+        assert_eq!(ids(&recent.copy(100, &(..))), [(3, 100)]);
+    }
+
+    #[test]
+    fn recent_entries_keep_a_bounded_tail() {
+        let mut recent = RecentEntries::default();
+        let last = RECENT_ENTRIES as u64 + 10;
+        (1..=last).for_each(|i| recent.push(entry(1, i)));
+        assert_eq!(recent.entries.len(), RECENT_ENTRIES);
+        assert_eq!(recent.first_index(), Some(11));
+        assert_eq!(ids(&recent.copy(last, &(last..))), [(1, last)]);
     }
 }

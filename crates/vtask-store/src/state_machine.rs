@@ -138,11 +138,12 @@ impl StateMachine {
         // the truth.
         let collectors = std::mem::take(&mut self.collectors);
         let sessions = std::mem::take(&mut self.sessions);
-        self.apply_batch(entries, collectors, sessions).inspect_err(|_| {
-            if let Err(error) = self.reload() {
-                tracing::error!(%error, "reloading the state machine after a failed apply");
-            }
-        })
+        self.apply_batch(entries, collectors, sessions)
+            .inspect_err(|_| {
+                if let Err(error) = self.reload() {
+                    tracing::error!(%error, "reloading the state machine after a failed apply");
+                }
+            })
     }
 
     fn apply_batch(

@@ -1,5 +1,6 @@
 //! What a log entry carries and what applying it returns.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -76,7 +77,11 @@ pub struct BatchReply {
 /// rewrites this small record, not every reply the session keeps.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Session {
-    pub seqs: std::collections::BTreeSet<u64>,
+    /// Stored as runs of consecutive numbers (`[[first, last], ...]`): a
+    /// client numbers its calls 1, 2, 3, ..., so a full window is one pair,
+    /// not 128 numbers to write on every request.
+    #[serde(with = "seq_runs")]
+    pub seqs: BTreeSet<u64>,
     pub last_seen: Timestamp,
 }
 
@@ -104,4 +109,95 @@ pub enum ChangeKind {
     Updated,
     /// Removed by retention (D16).
     Removed,
+}
+
+mod seq_runs {
+    use std::collections::BTreeSet;
+
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// More numbers than any session keeps: a stored session claiming more is
+    /// corrupt, and expanding it could exhaust memory.
+    const MAX_SEQS: u64 = 4 * crate::state_machine::SESSION_WINDOW as u64;
+
+    pub fn serialize<S: Serializer>(seqs: &BTreeSet<u64>, s: S) -> Result<S::Ok, S::Error> {
+        let mut runs: Vec<[u64; 2]> = Vec::new();
+        for &seq in seqs {
+            match runs.last_mut() {
+                Some(run) if run[1].checked_add(1) == Some(seq) => run[1] = seq,
+                _ => runs.push([seq, seq]),
+            }
+        }
+        runs.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<u64>, D::Error> {
+        let runs = Vec::<[u64; 2]>::deserialize(d)?;
+        let mut total = 0u64;
+        let mut seqs = BTreeSet::new();
+        for [first, last] in runs {
+            let len = last
+                .checked_sub(first)
+                .and_then(|n| n.checked_add(1))
+                .ok_or_else(|| {
+                    D::Error::custom(format!("sequence run {first}..{last} is empty"))
+                })?;
+            total = total.saturating_add(len);
+            if total > MAX_SEQS {
+                return Err(D::Error::custom(format!(
+                    "a session holds more than {MAX_SEQS} sequence numbers"
+                )));
+            }
+            seqs.extend(first..=last);
+        }
+        Ok(seqs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_stores_its_sequence_numbers_as_runs() {
+        let cases: &[(&[u64], &str)] = &[
+            (&[], "[]"),
+            (&[7], "[[7,7]]"),
+            (&[1, 2, 3, 4], "[[1,4]]"),
+            (&[1, 2, 5, 6, 9], "[[1,2],[5,6],[9,9]]"),
+            (
+                &[u64::MAX - 1, u64::MAX],
+                "[[18446744073709551614,18446744073709551615]]",
+            ),
+        ];
+        for (seqs, runs) in cases {
+            let session = Session {
+                seqs: seqs.iter().copied().collect(),
+                last_seen: Timestamp::from_micros(5),
+            };
+            let json = serde_json::to_string(&session).unwrap();
+            assert!(json.contains(&format!("\"seqs\":{runs}")), "{json}");
+            assert_eq!(serde_json::from_str::<Session>(&json).unwrap(), session);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_session_is_refused_not_expanded() {
+        let good = serde_json::to_string(&Session {
+            seqs: [1].into(),
+            last_seen: Timestamp::from_micros(5),
+        })
+        .unwrap();
+        assert!(serde_json::from_str::<Session>(&good).is_ok(), "{good}");
+        for runs in [
+            "[[5,4]]",
+            "[[0,18446744073709551615]]",
+            "[[1,300],[400,700]]",
+        ] {
+            let bad = good.replace("[[1,1]]", runs);
+            assert_ne!(bad, good);
+            assert!(serde_json::from_str::<Session>(&bad).is_err(), "{bad}");
+        }
+    }
 }

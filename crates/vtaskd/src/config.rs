@@ -57,6 +57,11 @@ pub struct Flags {
     /// Most Raft entries the proposer has in flight at once [default: 4].
     #[arg(long, env = "VTASKD_BATCH_INFLIGHT")]
     pub batch_inflight: Option<usize>,
+    /// Threads that run the node's async tasks [default: one per core]. Nodes
+    /// that share a machine (a local cluster) spend less CPU waking each other
+    /// with fewer.
+    #[arg(long, env = "VTASKD_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "VTASKD_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -139,6 +144,7 @@ struct FileSettings {
     keep_entries: Option<u64>,
     batch_max: Option<usize>,
     batch_inflight: Option<usize>,
+    worker_threads: Option<usize>,
     log_format: Option<String>,
     retention_minutes: Option<u64>,
     max_collectors: Option<u32>,
@@ -185,6 +191,8 @@ pub struct Config {
     pub keep_entries: u64,
     pub batch_max: usize,
     pub batch_inflight: usize,
+    /// `None`: tokio's default, one per core.
+    pub worker_threads: Option<usize>,
     pub log_format: LogFormat,
     pub tasks: TaskSettings,
     pub clock_offset_ms: i64,
@@ -389,6 +397,10 @@ impl Config {
             batch_max: positive("batch_max", pick!(batch_max).unwrap_or(512) as u64)? as usize,
             batch_inflight: positive("batch_inflight", pick!(batch_inflight).unwrap_or(4) as u64)?
                 as usize,
+            worker_threads: match pick!(worker_threads) {
+                Some(n) => Some(positive("worker_threads", n as u64)? as usize),
+                None => None,
+            },
             log_format,
         })
     }

@@ -62,6 +62,7 @@ pub struct Node {
     pub raft: Raft,
     pub read: ReadView,
     pub proposer: Proposer,
+    reads: ReadIndexBatcher,
     pub network: Network,
     pub members: Arc<BTreeMap<NodeId, String>>,
     pub metrics: Arc<Metrics>,
@@ -116,11 +117,13 @@ impl Node {
             REQUEST_TIMEOUT,
             metrics.clone(),
         );
+        let reads = ReadIndexBatcher::start(raft.clone());
         let node = Node {
             id: config.node_id,
             raft,
             read,
             proposer,
+            reads,
             network,
             members: Arc::new(config.initial_cluster.clone()),
             metrics,
@@ -334,21 +337,7 @@ impl Node {
 
     /// ReadIndex on this node, if it is the leader.
     pub async fn local_read_index(&self) -> Result<u64, ProposeError> {
-        let confirmed = tokio::time::timeout(REQUEST_TIMEOUT, self.raft.get_read_log_id()).await;
-        match confirmed {
-            Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.map_or(0, |id| id.index)),
-            Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
-                forward,
-            )))) => Err(ProposeError::NotLeader {
-                leader: forward.leader_id.zip(forward.leader_node.map(|n| n.addr)),
-            }),
-            Ok(Err(other)) => Err(ProposeError::Unavailable(format!(
-                "leadership not confirmed: {other}"
-            ))),
-            Err(_) => Err(ProposeError::Unavailable(
-                "no quorum confirmed leadership in time".into(),
-            )),
-        }
+        self.reads.read_index().await
     }
 
     /// Handles a [`Forwarded`] call on the leader.
@@ -408,4 +397,74 @@ enum ForwardError {
     Transport(String),
     #[error("{0}")]
     Refused(ProposeError),
+}
+
+/// ReadIndex for many readers at once: openraft confirms leadership with a
+/// round of heartbeats to every voter per call, so concurrent reads share a
+/// round instead. A reader joins only a round that starts after it arrived,
+/// so the index it gets is at least the commit index at its arrival, as a
+/// linearizable read needs.
+#[derive(Clone)]
+struct ReadIndexBatcher {
+    queue: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<ReadIndex>>,
+}
+
+type ReadIndex = Result<u64, ProposeError>;
+
+impl ReadIndexBatcher {
+    /// Starts the loop; it ends when every handle is dropped.
+    fn start(raft: Raft) -> ReadIndexBatcher {
+        let (queue, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<ReadIndex>>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                // Everyone queued so far arrived before this round starts.
+                let mut readers = vec![first];
+                while let Ok(next) = rx.try_recv() {
+                    readers.push(next);
+                }
+                let index = confirm_leadership(&raft).await;
+                for reader in readers {
+                    let _ = reader.send(index.clone());
+                }
+            }
+        });
+        ReadIndexBatcher { queue }
+    }
+
+    async fn read_index(&self) -> ReadIndex {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(tx)
+            .map_err(|_| ProposeError::Unavailable("the node is shutting down".into()))?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Ok(Ok(index)) => index,
+            Ok(Err(_)) => Err(ProposeError::Unavailable(
+                "the node is shutting down".into(),
+            )),
+            Err(_) => Err(ProposeError::Unavailable(
+                "no quorum confirmed leadership in time".into(),
+            )),
+        }
+    }
+}
+
+/// One round of ReadIndex: the leader's commit index, once a quorum has
+/// confirmed that it is still the leader.
+async fn confirm_leadership(raft: &Raft) -> ReadIndex {
+    let confirmed = tokio::time::timeout(REQUEST_TIMEOUT, raft.get_read_log_id()).await;
+    match confirmed {
+        Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.map_or(0, |id| id.index)),
+        Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+            forward,
+        )))) => Err(ProposeError::NotLeader {
+            leader: forward.leader_id.zip(forward.leader_node.map(|n| n.addr)),
+        }),
+        Ok(Err(other)) => Err(ProposeError::Unavailable(format!(
+            "leadership not confirmed: {other}"
+        ))),
+        Err(_) => Err(ProposeError::Unavailable(
+            "no quorum confirmed leadership in time".into(),
+        )),
+    }
 }
