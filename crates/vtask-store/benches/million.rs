@@ -2,7 +2,7 @@
 //! tasks takes to read (ListTasks by state), and how long the store takes to
 //! open again, as a restarted node does before it can serve.
 //!
-//! Not a test: `cargo bench -p vtask-store --profile dev --bench million`
+//! Not a test: `cargo bench --workspace --profile dev --bench million`
 //! (the dev profile shares the one build; `VTASK_BENCH_TASKS` sets the
 //! number of tasks, default 1,000,000; every 10th task is running).
 
