@@ -512,6 +512,20 @@ mod tests {
     }
 
     #[test]
+    fn worker_threads_default_to_tokios_choice_and_are_never_zero() {
+        assert_eq!(Config::load(flags(&[])).unwrap().worker_threads, None);
+        let one = Config::load(flags(&["--worker-threads", "1"])).unwrap();
+        assert_eq!(one.worker_threads, Some(1));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vtaskd.toml");
+        std::fs::write(&path, "worker_threads = 3\n").unwrap();
+        let from_file = Config::load(flags(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(from_file.worker_threads, Some(3));
+        let err = Config::load(flags(&["--worker-threads", "0"])).unwrap_err();
+        assert!(err.to_string().contains("worker_threads"), "{err}");
+    }
+
+    #[test]
     fn errors_name_the_setting() {
         let err = Config::load(Flags::parse_from(["vtaskd", "--node-id", "1"])).unwrap_err();
         assert_eq!(
