@@ -10,7 +10,7 @@ use prost::Message;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
 use vtask_client::{Client, Error};
-use vtask_model::{CreateTask, MoRef};
+use vtask_model::{CreateTask, MoRef, TaskKey};
 use vtask_proto::raft::v1::raft_service_client::RaftServiceClient;
 use vtask_proto::raft::v1::ForwardRequest;
 use vtask_tests::{Cluster, ClusterConfig};
@@ -113,15 +113,7 @@ async fn members_and_clients_meet_over_tls_and_strangers_are_refused() {
         })
         .await
         .unwrap();
-    cluster.converged(Duration::from_secs(10)).await.unwrap();
-    assert_eq!(
-        client
-            .get_task(&task.key.to_string(), false)
-            .await
-            .unwrap()
-            .key,
-        task.key
-    );
+    converged_and_serving(&cluster, &client, task.key).await;
 
     // A client that trusts another CA, and one that talks plain text, get
     // nowhere.
@@ -187,13 +179,15 @@ async fn members_and_clients_meet_over_tls_and_strangers_are_refused() {
     }
 
     // Nothing the strangers did changed anything, and the cluster still serves.
+    converged_and_serving(&cluster, &client, task.key).await;
+}
+
+/// Every replica holds the same state, and a linearizable read of `key`
+/// through `client` answers.
+async fn converged_and_serving(cluster: &Cluster, client: &Client, key: TaskKey) {
     cluster.converged(Duration::from_secs(10)).await.unwrap();
     assert_eq!(
-        client
-            .get_task(&task.key.to_string(), false)
-            .await
-            .unwrap()
-            .key,
-        task.key
+        client.get_task(&key.to_string(), false).await.unwrap().key,
+        key
     );
 }

@@ -23,7 +23,7 @@ pub const MAX_FILTER_LIST_LEN: usize = 256;
 /// each change stays cheap.
 pub fn filter_limits(filter: &crate::TaskFilterSpec) -> Result<(), MethodFault> {
     fn strings(property: &str, values: &[String]) -> Result<(), MethodFault> {
-        filter_list(property, values.len())?;
+        at_most(property, values.len(), MAX_FILTER_LIST_LEN)?;
         match values.iter().find(|v| v.chars().count() > MAX_NAME_LEN) {
             Some(long) => Err(MethodFault::invalid_argument(
                 property,
@@ -39,18 +39,12 @@ pub fn filter_limits(filter: &crate::TaskFilterSpec) -> Result<(), MethodFault> 
     if let Some(users) = &filter.user_name {
         strings("filter.userName.userList", &users.user_list)?;
     }
-    filter_list("filter.state", filter.state.len())?;
-    filter_list("filter.eventChainId", filter.event_chain_id.len())
-}
-
-fn filter_list(property: &str, len: usize) -> Result<(), MethodFault> {
-    if len > MAX_FILTER_LIST_LEN {
-        return Err(MethodFault::invalid_argument(
-            property,
-            format!("A specified parameter was not correct: {property} has {len} entries, at most {MAX_FILTER_LIST_LEN} are allowed"),
-        ));
-    }
-    Ok(())
+    at_most("filter.state", filter.state.len(), MAX_FILTER_LIST_LEN)?;
+    at_most(
+        "filter.eventChainId",
+        filter.event_chain_id.len(),
+        MAX_FILTER_LIST_LEN,
+    )
 }
 
 pub(crate) fn create_task(args: &CreateTask) -> Result<(), MethodFault> {
@@ -129,11 +123,12 @@ fn text(property: &str, value: &str) -> Result<(), MethodFault> {
     Ok(())
 }
 
-fn list_len(property: &str, len: usize) -> Result<(), MethodFault> {
-    if len > MAX_LIST_LEN {
+/// A list of `len` values may hold at most `max`.
+fn at_most(property: &str, len: usize, max: usize) -> Result<(), MethodFault> {
+    if len > max {
         return Err(MethodFault::invalid_argument(
             property,
-            format!("A specified parameter was not correct: {property} has {len} entries, at most {MAX_LIST_LEN} are allowed"),
+            format!("A specified parameter was not correct: {property} has {len} entries, at most {max} are allowed"),
         ));
     }
     Ok(())
@@ -163,7 +158,7 @@ pub fn any_value(property: &str, value: &AnyValue) -> Result<(), MethodFault> {
 }
 
 pub fn key_any_values(property: &str, values: &[KeyAnyValue]) -> Result<(), MethodFault> {
-    list_len(property, values.len())?;
+    at_most(property, values.len(), MAX_LIST_LEN)?;
     for kv in values {
         name(&format!("{property}.key"), &kv.key)?;
         any_value(&format!("{property}.value"), &kv.value)?;
@@ -231,9 +226,10 @@ fn fault_at_depth(property: &str, fault: &MethodFault, depth: usize) -> Result<(
     if let Some(message) = &fault.localized_message {
         text(&format!("{property}.localizedMessage"), message)?;
     }
-    list_len(
+    at_most(
         &format!("{property}.faultMessage"),
         fault.fault_message.len(),
+        MAX_LIST_LEN,
     )?;
     for message in &fault.fault_message {
         localizable_message(&format!("{property}.faultMessage"), message)?;

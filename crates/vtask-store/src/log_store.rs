@@ -180,18 +180,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => 0,
         };
         let recent = self.recent();
-        match recent.first_index() {
-            Some(first) if first <= start => Ok(recent.copy(start, &range)),
-            first => {
-                // The older part comes from RocksDB: entries below the ones in
-                // memory change only by a purge, which takes this lock too.
-                let mut entries = self.read_stored(start, first, &range)?;
-                if first.is_some() {
-                    entries.extend(recent.copy(start.max(first.unwrap_or(0)), &range));
-                }
-                Ok(entries)
-            }
-        }
+        // What precedes the entries in memory (all of it after a restart)
+        // comes from RocksDB.
+        let mut entries = match recent.first_index() {
+            Some(first) if first <= start => Vec::new(),
+            first => self.read_stored(start, first, &range)?,
+        };
+        entries.extend(recent.copy(start, &range));
+        Ok(entries)
     }
 }
 

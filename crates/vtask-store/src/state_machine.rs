@@ -440,7 +440,6 @@ impl<'a> Pending<'a> {
     /// it may have missed one, so it gets a resync instead.
     fn prune_history(&mut self, key: TaskKey) -> Result<(), StoreError> {
         let history = self.store.cf(CF_HISTORY);
-        let prefix = u64_key(key.0);
         let mut pruned = match self.pruned_through {
             Some(pruned) => pruned,
             None => self
@@ -448,21 +447,11 @@ impl<'a> Pending<'a> {
                 .get(CF_SM_META, b"pruned_through")?
                 .unwrap_or_default(),
         };
-        for item in self
-            .store
-            .db
-            .iterator_cf(history, IteratorMode::From(&prefix, Direction::Forward))
-        {
-            let (k, _) = item.map_err(|e| self.store.rocks(e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            self.batch.delete_cf(history, &k);
-            if let Some(revision) = k.get(8..).and_then(u64_from_key) {
-                self.batch
-                    .delete_cf(self.store.cf(CF_CHANGES), u64_key(revision));
-                pruned = pruned.max(revision);
-            }
+        for revision in task_revisions(self.store, key)? {
+            self.batch.delete_cf(history, history_key(key, revision));
+            self.batch
+                .delete_cf(self.store.cf(CF_CHANGES), u64_key(revision));
+            pruned = pruned.max(revision);
         }
         self.batch.put_cf(
             self.store.cf(CF_SM_META),
@@ -676,6 +665,24 @@ fn reply_key(id: &str, seq: u64) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(&u64_key(seq));
     k
+}
+
+/// The revisions of every stored change of one task, oldest first (the
+/// `history` family's keys under the task's prefix).
+fn task_revisions(store: &Store, key: TaskKey) -> Result<Vec<u64>, StoreError> {
+    let prefix = u64_key(key.0);
+    let mut revisions = Vec::new();
+    for item in store.db.iterator_cf(
+        store.cf(CF_HISTORY),
+        IteratorMode::From(&prefix, Direction::Forward),
+    ) {
+        let (k, _) = item.map_err(|e| store.rocks(e))?;
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        revisions.extend(k.get(8..).and_then(u64_from_key));
+    }
+    Ok(revisions)
 }
 
 fn history_key(key: TaskKey, revision: u64) -> [u8; 16] {
@@ -1042,19 +1049,8 @@ impl ReadView {
 
     /// Every change of one task, oldest first (D23).
     pub fn history(&self, key: TaskKey) -> Result<Vec<ChangeRecord>, StoreError> {
-        let cf = self.store.cf(CF_HISTORY);
-        let prefix = u64_key(key.0);
         let mut out = Vec::new();
-        for item in self
-            .store
-            .db
-            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward))
-        {
-            let (k, _) = item.map_err(|e| self.store.rocks(e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let revision = u64_from_key(&k[8..]).unwrap_or_default();
+        for revision in task_revisions(&self.store, key)? {
             if let Some(record) = self.store.get(CF_CHANGES, &u64_key(revision))? {
                 out.push(record);
             }
