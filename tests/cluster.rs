@@ -987,3 +987,70 @@ async fn the_rust_client_rides_through_a_leader_kill() {
         "{refused:?}"
     );
 }
+
+/// The count of histogram `name` in a `/metrics` body.
+fn histogram_count(metrics: &str, name: &str) -> u64 {
+    let prefix = format!("{name}_count ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} histogram in\n{metrics}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}_count is not a number: {e}"))
+}
+
+/// `/metrics` times each stage of the write path where it happens: the
+/// leader its proposals and AppendEntries round trips, every node its log
+/// fsyncs and applies, the followers the AppendEntries they served. An
+/// operator reads a slow write off these without a profiler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_time_every_stage_of_the_write_path() {
+    const WRITES: u64 = 20;
+    let cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let key = running_task(&cluster, leader, "metrics").await;
+    let mut tasks = cluster.tasks(leader).await.unwrap();
+    for seq in 3..3 + WRITES {
+        tasks
+            .update_progress(progress_request("metrics", seq, &key, seq as i32))
+            .await
+            .expect("progress");
+    }
+    cluster.converged(Duration::from_secs(10)).await.unwrap();
+
+    let metrics = cluster.metrics(leader).await.unwrap();
+    // One proposal per write at the least (a lone writer's batches hold one
+    // request each); each was fsynced and applied here, after a round trip.
+    for stage in [
+        "vtask_proposal_seconds",
+        "vtask_log_sync_seconds",
+        "vtask_apply_seconds",
+        "vtask_raft_append_entries_seconds",
+    ] {
+        let count = histogram_count(&metrics, stage);
+        assert!(count >= WRITES, "leader {stage}: {count} < {WRITES}");
+    }
+    for follower in cluster.ids().into_iter().filter(|&id| id != leader) {
+        let metrics = cluster.metrics(follower).await.unwrap();
+        for stage in [
+            "vtask_raft_append_entries_served_seconds",
+            "vtask_log_sync_seconds",
+            "vtask_apply_seconds",
+        ] {
+            let count = histogram_count(&metrics, stage);
+            assert!(count >= 1, "follower {follower} {stage}: {count}");
+        }
+        // Buckets are cumulative and the last one holds every sample.
+        let inf = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("vtask_apply_seconds_bucket{le=\"+Inf\"} "))
+            .expect("a +Inf bucket");
+        assert_eq!(
+            inf.parse::<u64>().unwrap(),
+            histogram_count(&metrics, "vtask_apply_seconds")
+        );
+    }
+}

@@ -291,6 +291,32 @@ impl Cluster {
         Ok(client.status(StatusRequest {}).await?.into_inner())
     }
 
+    /// The body of node `id`'s `GET /metrics` (plain HTTP on its `--http`
+    /// address).
+    pub async fn metrics(&self, id: u64) -> anyhow::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let node = self.nodes.get(&id).context("no such node")?;
+        let mut stream = tokio::net::TcpStream::connect(&node.http).await?;
+        stream
+            .write_all(
+                format!(
+                    "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    node.http
+                )
+                .as_bytes(),
+            )
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("an HTTP response without a body")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            bail!("GET /metrics on node {id}: {head}");
+        }
+        Ok(body.to_string())
+    }
+
     /// Waits until every running node serves gRPC and knows the leader.
     pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;

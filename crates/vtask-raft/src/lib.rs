@@ -12,6 +12,12 @@ mod network;
 
 pub use network::Network;
 
+/// The leader's round trip of one AppendEntries call (heartbeats included).
+pub static APPEND_ENTRIES: vtask_store::latency::Histogram = vtask_store::latency::Histogram::new(
+    "vtask_raft_append_entries_seconds",
+    "Round trip of one AppendEntries call to a follower, as its leader sees it (heartbeats included).",
+);
+
 /// The largest gRPC message a node sends or accepts on the Raft service.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// The size of one snapshot chunk: far below [`MAX_MESSAGE_BYTES`].

@@ -158,6 +158,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
         let mut client = self.client()?;
+        let started = std::time::Instant::now();
         let reply = client
             .append_entries(with_deadline(
                 RaftRequest {
@@ -166,6 +167,7 @@ impl RaftNetwork<TypeConfig> for Peer {
                 &option,
             ))
             .await;
+        crate::APPEND_ENTRIES.record(started.elapsed());
         self.reply(reply)
     }
 

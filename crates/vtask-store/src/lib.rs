@@ -33,6 +33,7 @@
 //! crate only persists what `vtask_model::apply` decides.
 
 mod db;
+pub mod latency;
 mod log_store;
 #[cfg(debug_assertions)]
 pub mod planted;

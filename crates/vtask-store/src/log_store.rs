@@ -339,10 +339,12 @@ impl Syncer {
                 while let Ok(first) = rx.recv() {
                     let mut waiting = vec![first];
                     waiting.extend(rx.try_iter());
+                    let started = std::time::Instant::now();
                     let result = store
                         .db
                         .flush_wal(true)
                         .map_err(|e| std::io::Error::other(store.rocks(e)));
+                    crate::latency::LOG_SYNC.record(started.elapsed());
                     for callback in waiting {
                         callback.log_io_completed(
                             result

@@ -717,8 +717,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let started = std::time::Instant::now();
         let entries: Vec<_> = entries.into_iter().collect();
-        self.apply_entries(entries).map_err(write_sm)
+        let replies = self.apply_entries(entries).map_err(write_sm);
+        crate::latency::APPLY.record(started.elapsed());
+        replies
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

@@ -79,6 +79,16 @@ impl Metrics {
                 "vtask_requests_total{{method=\"{method}\",outcome=\"{outcome}\"}} {count}"
             );
         }
+        drop(requests);
+        for histogram in [
+            &crate::proposer::COMMIT,
+            &vtask_raft::APPEND_ENTRIES,
+            &crate::raft_service::APPEND_ENTRIES_SERVED,
+            &vtask_store::latency::LOG_SYNC,
+            &vtask_store::latency::APPLY,
+        ] {
+            histogram.render(&mut out);
+        }
         out
     }
 }

@@ -30,6 +30,12 @@ pub enum ProposeError {
     Unavailable(String),
 }
 
+/// From proposing an entry to its outcome: replication, commit and apply.
+pub static COMMIT: vtask_store::latency::Histogram = vtask_store::latency::Histogram::new(
+    "vtask_proposal_seconds",
+    "From proposing one batch as a Raft entry to its outcome on this leader (replicated, committed and applied).",
+);
+
 struct Pending {
     request: Request,
     reply: oneshot::Sender<Result<Outcome, ProposeError>>,
@@ -108,7 +114,10 @@ async fn run(
                 time: clock.now(),
                 requests: requests.into(),
             };
-            match raft.client_write(batch).await {
+            let started = std::time::Instant::now();
+            let written = raft.client_write(batch).await;
+            COMMIT.record(started.elapsed());
+            match written {
                 Ok(response) => {
                     let mut outcomes = response.data.outcomes.into_iter();
                     for reply in replies {

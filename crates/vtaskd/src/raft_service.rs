@@ -7,6 +7,13 @@ use vtask_raft::codec::{decode, encode, install_snapshot_request};
 
 use crate::node::{Forwarded, Node};
 
+/// A follower's side of AppendEntries: decode, append (with its fsync), reply.
+pub static APPEND_ENTRIES_SERVED: vtask_store::latency::Histogram =
+    vtask_store::latency::Histogram::new(
+        "vtask_raft_append_entries_served_seconds",
+        "Time this node took to serve one AppendEntries call from its leader, fsync included.",
+    );
+
 pub struct RaftServer {
     node: Node,
 }
@@ -23,11 +30,14 @@ impl RaftService for RaftServer {
         &self,
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
+        let started = std::time::Instant::now();
         let rpc = decode(&request.into_inner().payload)?;
         let result = self.node.raft.append_entries(rpc).await;
-        Ok(Response::new(RaftReply {
+        let reply = RaftReply {
             payload: encode(&result),
-        }))
+        };
+        APPEND_ENTRIES_SERVED.record(started.elapsed());
+        Ok(Response::new(reply))
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
