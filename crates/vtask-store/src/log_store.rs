@@ -320,6 +320,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
+/// An fsync at least this slow is logged: a disk stall that every write on
+/// this node waits out.
+const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The thread that fsyncs the WAL for appends and then acknowledges them.
 ///
 /// Dropping the last `LogStore` stops the thread and waits for it, so that
@@ -344,7 +348,16 @@ impl Syncer {
                         .db
                         .flush_wal(true)
                         .map_err(|e| std::io::Error::other(store.rocks(e)));
-                    crate::latency::LOG_SYNC.record(started.elapsed());
+                    let took = started.elapsed();
+                    crate::latency::LOG_SYNC.record(took);
+                    if took >= SLOW_SYNC {
+                        // Every write waiting on this node stalls as long.
+                        tracing::warn!(
+                            millis = took.as_millis() as u64,
+                            appends = waiting.len(),
+                            "slow fsync of the write-ahead log"
+                        );
+                    }
                     for callback in waiting {
                         callback.log_io_completed(
                             result
