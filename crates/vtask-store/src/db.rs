@@ -41,6 +41,9 @@ pub(crate) const STATE_CFS: [&str; 8] = [
 const MAX_TOTAL_WAL_BYTES: u64 = 64 << 20;
 /// The block cache shared by every column family.
 const BLOCK_CACHE_BYTES: usize = 128 << 20;
+/// The most flushes and compactions may write per second; the auto-tuned
+/// limiter allows a twentieth of it when they are idle and more as they need.
+const BACKGROUND_WRITE_BYTES_PER_SEC: i64 = 64 << 20;
 
 /// The value format written by this version (`sm_meta/format`). 2 added the
 /// completion-time index, the collectors family and replies kept apart from
@@ -102,6 +105,13 @@ impl Store {
         // Memtables are flushed once the WAL holds this much, so a restart
         // replays at most this (issue #6: serving again within seconds).
         opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        // Every node flushes all its column families at once when the WAL
+        // reaches its cap: tens of MB written in a fraction of a second,
+        // which held the WAL fsyncs that every write waits on for 100-400 ms.
+        // Paced (the limiter rises with demand, up to its rate) and synced
+        // as they go, background writes leave the fsyncs alone.
+        opts.set_auto_tuned_ratelimiter(BACKGROUND_WRITE_BYTES_PER_SEC, 100_000, 10);
+        opts.set_bytes_per_sync(1 << 20);
         // Point reads (tasks by key, replies, sessions) skip the files that
         // cannot hold the key; one block cache serves every family.
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
