@@ -928,18 +928,77 @@ impl ReadView {
         selected: impl Fn(&TaskInfo) -> bool,
     ) -> Result<(u64, Vec<TaskInfo>), StoreError> {
         let view = self.store.db.snapshot();
-        let revision = match view
-            .get_cf(self.store.cf(CF_SM_META), b"revision")
-            .map_err(|e| self.store.rocks(e))?
-        {
-            Some(bytes) => decode(CF_SM_META, &bytes)?,
-            None => 0,
-        };
+        let revision = self.revision_in(&view)?;
         let tasks = view.iterator_cf(self.store.cf(CF_TASKS), IteratorMode::Start);
         let selected = collect_tasks(&self.store, tasks, usize::MAX, |task| {
             selected(&task.info).then_some(task.info)
         })?;
         Ok((revision, selected))
+    }
+
+    /// D17's recentTask: every queued and running task, and the newest
+    /// `completed` of the tasks that completed at `since` or later (ties in
+    /// completion time: the higher task number first), in task-number order,
+    /// with the revision they are current at, from one point-in-time view.
+    /// Walks the state and completion indexes, so it costs the tasks it
+    /// returns, not the table.
+    pub fn recent(
+        &self,
+        since: Timestamp,
+        completed: usize,
+    ) -> Result<(u64, Vec<TaskInfo>), StoreError> {
+        let view = self.store.db.snapshot();
+        let revision = self.revision_in(&view)?;
+        let index = self.store.cf(CF_INDEX);
+        let mut numbers = Vec::new();
+        for state in [State::Queued, State::Running] {
+            let prefix = [b's', state_byte(state)];
+            for item in view.iterator_cf(index, IteratorMode::From(&prefix, Direction::Forward)) {
+                let (k, _) = item.map_err(|e| self.store.rocks(e))?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                numbers.extend(k.get(2..).and_then(u64_from_key));
+            }
+        }
+        // Newest completions first: back from the end of the `c` keys
+        // (`d` sorts after every one of them and is no key itself).
+        let oldest = time_key(b'c', since, 0);
+        let newest_first = view
+            .iterator_cf(index, IteratorMode::From(b"d", Direction::Reverse))
+            .take(completed);
+        for item in newest_first {
+            let (k, _) = item.map_err(|e| self.store.rocks(e))?;
+            if k.first() != Some(&b'c') || k[..] < oldest[..] {
+                break;
+            }
+            numbers.extend(k.get(9..).and_then(u64_from_key));
+        }
+        numbers.sort_unstable();
+        numbers.dedup();
+        let tasks = self.store.cf(CF_TASKS);
+        let keys: Vec<_> = numbers.into_iter().map(u64_key).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for value in view.multi_get_cf(keys.iter().map(|k| (tasks, k))) {
+            if let Some(value) = value.map_err(|e| self.store.rocks(e))? {
+                out.push(decode::<Task>(CF_TASKS, &value)?.info);
+            }
+        }
+        Ok((revision, out))
+    }
+
+    /// The change revision as of `view`.
+    fn revision_in(
+        &self,
+        view: &rocksdb::SnapshotWithThreadMode<'_, rocksdb::DB>,
+    ) -> Result<u64, StoreError> {
+        match view
+            .get_cf(self.store.cf(CF_SM_META), b"revision")
+            .map_err(|e| self.store.rocks(e))?
+        {
+            Some(bytes) => decode(CF_SM_META, &bytes),
+            None => Ok(0),
+        }
     }
 
     /// The unfinished tasks whose owner lease ran out at or before `now` (D26).

@@ -316,3 +316,47 @@ async fn lapsed_leases_follow_renewals_and_completions() {
     assert_eq!(lapsed(at(11)), [1]);
     assert_eq!(lapsed(at(18)), [1, 2]);
 }
+
+// D17: recentTask is every queued and running task plus the newest of the
+// tasks completed since the cutoff, in key order, read from the indexes.
+#[tokio::test]
+async fn recent_tasks_are_the_unfinished_and_the_newest_completed() {
+    let mut m = Machine::new();
+    let read = m.sm.read_view();
+    let mut seq = 0;
+    let mut send = |command| {
+        seq += 1;
+        from("c", seq, command)
+    };
+    // task-1 queued, task-2 running; task-3..task-7 finish one per second
+    // from 10 s on, task-5 and task-6 in the same entry (same time).
+    let created: Vec<_> = (1..=7).map(|n| send(create(&format!("vm-{n}")))).collect();
+    m.apply(1_000, created).await;
+    let running = send(set_state("task-2", State::Running));
+    m.apply(2_000, vec![running]).await;
+    for (millis, tasks) in [
+        (10_000, vec!["task-3"]),
+        (11_000, vec!["task-4"]),
+        (12_000, vec!["task-5", "task-6"]),
+        (13_000, vec!["task-7"]),
+    ] {
+        let done = tasks
+            .into_iter()
+            .map(|task| send(set_state(task, State::Success)))
+            .collect();
+        m.apply(millis, done).await;
+    }
+    let keys = |since_millis: i64, completed: usize| -> Vec<u64> {
+        let since = Timestamp::from_micros(since_millis * 1000);
+        let (revision, tasks) = read.recent(since, completed).unwrap();
+        assert_eq!(revision, 7 + 1 + 5, "one revision per change");
+        tasks.iter().map(|info| info.key.0).collect()
+    };
+    assert_eq!(keys(0, 200), [1, 2, 3, 4, 5, 6, 7]);
+    // The cutoff is inclusive; task-3 completed before it.
+    assert_eq!(keys(11_000, 200), [1, 2, 4, 5, 6, 7]);
+    // The newest two completions: task-7, then task-6 of the tie at 12 s.
+    assert_eq!(keys(0, 2), [1, 2, 6, 7]);
+    assert_eq!(keys(0, 0), [1, 2]);
+    assert_eq!(keys(14_000, 200), [1, 2]);
+}

@@ -570,18 +570,7 @@ impl task_manager_server::TaskManager for Api {
         let now = crate::proposer::wall_clock().as_micros();
         let cutoff = vtask_model::Timestamp::from_micros(now - RECENT_WINDOW.as_micros() as i64);
         let read = self.node.read.clone();
-        let (revision, tasks) = blocking(move || {
-            read.current(|info| {
-                !info.state.is_terminal() || info.complete_time.is_some_and(|t| t >= cutoff)
-            })
-        })
-        .await?;
-        let (mut done, mut tasks): (Vec<TaskInfo>, Vec<TaskInfo>) =
-            tasks.into_iter().partition(|info| info.state.is_terminal());
-        done.sort_by_key(|info| std::cmp::Reverse(info.complete_time));
-        done.truncate(RECENT_COMPLETED);
-        tasks.extend(done);
-        tasks.sort_by_key(|info| info.key);
+        let (revision, tasks) = blocking(move || read.recent(cutoff, RECENT_COMPLETED)).await?;
         Ok(Response::new(v1::RecentTasksResponse {
             tasks: tasks.into_iter().map(Into::into).collect(),
             revision,
