@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the buckets, in microseconds: 50 µs (well under one
-/// fsync) to 2.5 s (past any proposal timeout worth waiting for).
+/// fsync) to 5 s (the proposal timeout).
 const BOUNDS_MICROS: [u64; 16] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
     1_000_000, 2_500_000, 5_000_000,

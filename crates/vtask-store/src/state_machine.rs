@@ -798,6 +798,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     }
 }
 
+/// A point-in-time view of the store.
+type View<'a> = rocksdb::SnapshotWithThreadMode<'a, rocksdb::DB>;
+
 /// Read access to the applied state, for the API. Reads see only what is
 /// applied; linearizability is the caller's business (ReadIndex first).
 #[derive(Clone)]
@@ -860,9 +863,19 @@ impl ReadView {
                 filter.matches(&task.info).then_some(task)
             });
         }
-        let view = self.store.db.snapshot();
+        self.by_state(&self.store.db.snapshot(), after, limit, filter)
+    }
+
+    /// `scan` with a state filter, in `view`: one cursor per selected state
+    /// on the state index, merged by task number.
+    fn by_state(
+        &self,
+        view: &View<'_>,
+        after: u64,
+        limit: usize,
+        filter: &TaskFilterSpec,
+    ) -> Result<Vec<Task>, StoreError> {
         let index = self.store.cf(CF_INDEX);
-        // One cursor per selected state, merged by task number.
         let mut states: Vec<State> = filter.state.clone();
         states.sort_by_key(|s| state_byte(*s));
         states.dedup();
@@ -882,7 +895,6 @@ impl ReadView {
                 .peekable();
             cursors.push(iter);
         }
-        let tasks = self.store.cf(CF_TASKS);
         let mut out = Vec::new();
         let mut exhausted = false;
         while out.len() < limit && !exhausted {
@@ -907,15 +919,23 @@ impl ReadView {
                     break;
                 };
                 cursors[i].next();
-                numbers.push(u64_key(number));
+                numbers.push(number);
             }
-            for value in view.multi_get_cf(numbers.iter().map(|k| (tasks, k))) {
-                if let Some(value) = value.map_err(|e| self.store.rocks(e))? {
-                    let task: Task = decode(CF_TASKS, &value)?;
-                    if filter.matches(&task.info) {
-                        out.push(task);
-                    }
-                }
+            let tasks = self.tasks_in(view, &numbers)?;
+            out.extend(tasks.into_iter().filter(|task| filter.matches(&task.info)));
+        }
+        Ok(out)
+    }
+
+    /// The stored tasks with these numbers, in their order, read from `view`
+    /// with one multi-get; a number without a task is skipped.
+    fn tasks_in(&self, view: &View<'_>, numbers: &[u64]) -> Result<Vec<Task>, StoreError> {
+        let tasks = self.store.cf(CF_TASKS);
+        let keys: Vec<_> = numbers.iter().map(|&n| u64_key(n)).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for value in view.multi_get_cf(keys.iter().map(|k| (tasks, k))) {
+            if let Some(value) = value.map_err(|e| self.store.rocks(e))? {
+                out.push(decode(CF_TASKS, &value)?);
             }
         }
         Ok(out)
@@ -949,23 +969,20 @@ impl ReadView {
     ) -> Result<(u64, Vec<TaskInfo>), StoreError> {
         let view = self.store.db.snapshot();
         let revision = self.revision_in(&view)?;
-        let index = self.store.cf(CF_INDEX);
-        let mut numbers = Vec::new();
-        for state in [State::Queued, State::Running] {
-            let prefix = [b's', state_byte(state)];
-            for item in view.iterator_cf(index, IteratorMode::From(&prefix, Direction::Forward)) {
-                let (k, _) = item.map_err(|e| self.store.rocks(e))?;
-                if !k.starts_with(&prefix) {
-                    break;
-                }
-                numbers.extend(k.get(2..).and_then(u64_from_key));
-            }
-        }
+        let unfinished = TaskFilterSpec {
+            state: vec![State::Queued, State::Running],
+            ..TaskFilterSpec::default()
+        };
+        let mut tasks = self.by_state(&view, 0, usize::MAX, &unfinished)?;
         // Newest completions first: back from the end of the `c` keys
         // (`d` sorts after every one of them and is no key itself).
         let oldest = time_key(b'c', since, 0);
+        let mut numbers = Vec::new();
         let newest_first = view
-            .iterator_cf(index, IteratorMode::From(b"d", Direction::Reverse))
+            .iterator_cf(
+                self.store.cf(CF_INDEX),
+                IteratorMode::From(b"d", Direction::Reverse),
+            )
             .take(completed);
         for item in newest_first {
             let (k, _) = item.map_err(|e| self.store.rocks(e))?;
@@ -974,24 +991,13 @@ impl ReadView {
             }
             numbers.extend(k.get(9..).and_then(u64_from_key));
         }
-        numbers.sort_unstable();
-        numbers.dedup();
-        let tasks = self.store.cf(CF_TASKS);
-        let keys: Vec<_> = numbers.into_iter().map(u64_key).collect();
-        let mut out = Vec::with_capacity(keys.len());
-        for value in view.multi_get_cf(keys.iter().map(|k| (tasks, k))) {
-            if let Some(value) = value.map_err(|e| self.store.rocks(e))? {
-                out.push(decode::<Task>(CF_TASKS, &value)?.info);
-            }
-        }
-        Ok((revision, out))
+        tasks.extend(self.tasks_in(&view, &numbers)?);
+        tasks.sort_by_key(|task| task.info.key);
+        Ok((revision, tasks.into_iter().map(|task| task.info).collect()))
     }
 
     /// The change revision as of `view`.
-    fn revision_in(
-        &self,
-        view: &rocksdb::SnapshotWithThreadMode<'_, rocksdb::DB>,
-    ) -> Result<u64, StoreError> {
+    fn revision_in(&self, view: &View<'_>) -> Result<u64, StoreError> {
         match view
             .get_cf(self.store.cf(CF_SM_META), b"revision")
             .map_err(|e| self.store.rocks(e))?

@@ -67,6 +67,15 @@ fn from(client: &str, seq: u64, command: Command) -> Request {
     }
 }
 
+/// Requests from one client, numbered 1, 2, ...
+fn client(id: &'static str) -> impl FnMut(Command) -> Request {
+    let mut seq = 0;
+    move |command| {
+        seq += 1;
+        from(id, seq, command)
+    }
+}
+
 fn create(vm: &str) -> Command {
     Command::CreateTask(CreateTask {
         obj: MoRef::new("VirtualMachine", vm),
@@ -232,11 +241,7 @@ async fn listing_by_state_walks_the_index_in_key_order() {
     let read = m.sm.read_view();
     // task-1 queued, task-2 running, task-3 error, task-4 queued,
     // task-5 success, task-6 running then error.
-    let mut seq = 0;
-    let mut send = |command| {
-        seq += 1;
-        from("c", seq, command)
-    };
+    let mut send = client("c");
     let steps = vec![
         send(create("vm-1")),
         send(create("vm-2")),
@@ -323,11 +328,7 @@ async fn lapsed_leases_follow_renewals_and_completions() {
 async fn recent_tasks_are_the_unfinished_and_the_newest_completed() {
     let mut m = Machine::new();
     let read = m.sm.read_view();
-    let mut seq = 0;
-    let mut send = |command| {
-        seq += 1;
-        from("c", seq, command)
-    };
+    let mut send = client("c");
     // task-1 queued, task-2 running; task-3..task-7 finish one per second
     // from 10 s on, task-5 and task-6 in the same entry (same time).
     let created: Vec<_> = (1..=7).map(|n| send(create(&format!("vm-{n}")))).collect();
