@@ -70,8 +70,10 @@ pub struct RunConfig {
     pub interval: Duration,
     pub workload: WorkloadConfig,
     pub check: CheckConfig,
-    /// How long the healed cluster gets to elect a leader before the run
-    /// reports that it did not recover.
+    /// How long the healed cluster gets to elect a leader and answer a
+    /// linearizable read before the run reports that it did not recover; and
+    /// how long each later phase (final reads, watchers catching up, change
+    /// lists, digests) goes on without an answer before it gives up.
     pub recovery: Duration,
 }
 
@@ -315,14 +317,24 @@ async fn drive(
     shared.stop();
     while clients.join_next().await.is_some() {}
     let mut cluster_anomalies = Vec::new();
-    // A healed cluster that elects no leader has lost its availability for
-    // good: that is itself the finding, and the per-task reads would only
-    // time out one after another.
+    // A healed cluster that elects no leader, or whose leader answers no
+    // linearizable read, has lost its availability for good: that is itself
+    // the finding, and the per-task reads would only time out one after
+    // another.
     let mut recovered = true;
     if let Some(cluster) = &cluster {
         let mut cluster = cluster.lock().await;
         cluster.heal_all().await?;
-        if let Err(e) = cluster.wait_for_leader(config.recovery).await {
+        // One deadline for the leader and the read: --recovery-timeout bounds
+        // the whole recovery.
+        let deadline = Instant::now() + config.recovery;
+        let recovery = match cluster.wait_for_leader(config.recovery).await {
+            Ok(leader) => wait_for_reads(&shared, endpoints, deadline)
+                .await
+                .map_err(|e| format!("n{leader} leads, but {e}")),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = recovery {
             cluster_anomalies.push(format!("the healed cluster did not recover: {e}"));
             recovered = false;
         }
@@ -332,13 +344,15 @@ async fn drive(
         progress("final reads");
         let keys = shared.keys();
         let final_client = config.workload.clients as u32;
-        let (final_revision, unread) = final_reads(&shared, final_client, &keys).await;
+        let (final_revision, unread) =
+            final_reads(&shared, final_client, &keys, config.recovery).await;
         for key in unread {
             cluster_anomalies.push(format!(
-                "{key}: no node answered its final linearizable read within 60s"
+                "{key}: no node answered its final linearizable read (given up after {:?} without any answer)",
+                config.recovery
             ));
         }
-        (final_revision, Duration::from_secs(60))
+        (final_revision, config.recovery)
     } else {
         (u64::MAX, Duration::ZERO)
     };
@@ -384,9 +398,12 @@ async fn drive(
     }
     let changes = if recovered {
         progress("change lists");
-        let (changes, missing) = change_lists(&shared, &seen).await;
+        let (changes, missing) = change_lists(&shared, &seen, config.recovery).await;
         for key in missing {
-            cluster_anomalies.push(format!("{key}: no node answered GetTaskHistory within 60s"));
+            cluster_anomalies.push(format!(
+                "{key}: no node answered GetTaskHistory (given up after {:?} without any answer)",
+                config.recovery
+            ));
         }
         changes
     } else {
@@ -398,7 +415,7 @@ async fn drive(
 
     progress("comparing state digests");
     let settle = if recovered {
-        Duration::from_secs(60)
+        config.recovery
     } else {
         Duration::from_secs(5)
     };
@@ -448,91 +465,163 @@ async fn drive(
     Ok((chaos, history))
 }
 
-/// One linearizable GetTask per task, each retried on other nodes until
-/// answered (every attempt is recorded). Returns the newest revision the
-/// answers reflected and the keys no node answered for.
-async fn final_reads(shared: &Arc<Shared>, client: u32, keys: &[String]) -> (u64, Vec<String>) {
-    let mut revision = 0;
-    let mut unread = Vec::new();
-    for chunk in keys.chunks(16) {
-        let mut reads = JoinSet::new();
-        for (i, key) in chunk.iter().enumerate() {
-            let shared = shared.clone();
-            let key = key.clone();
-            reads.spawn(async move {
-                let deadline = Instant::now() + Duration::from_secs(60);
-                let mut node = i;
+/// Waits until some node answers a linearizable read, until `deadline`. A
+/// leader alone is not recovery: a leader whose read index is past what it
+/// can apply (its log lost entries it had acknowledged) answers no read,
+/// and every final read and change list would time out, one after another.
+async fn wait_for_reads(
+    shared: &Shared,
+    endpoints: &[String],
+    deadline: Instant,
+) -> Result<(), String> {
+    // Any well-formed key will do: the read barrier comes before the lookup.
+    let key = shared
+        .keys()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "task-1".to_string());
+    let mut node = 0;
+    loop {
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(200), workload::ATTEMPT_TIMEOUT);
+        let failure = match workload::answers_reads(shared, &key, node, timeout).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            let endpoint = endpoints
+                .get(node % endpoints.len().max(1))
+                .map_or("?", String::as_str);
+            return Err(format!(
+                "no node answered a linearizable read in time (last: {endpoint}: {failure})"
+            ));
+        }
+        node += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Calls `attempt(item, node)` for every item, 16 items in flight at a
+/// time, each retried on the next node until answered. The phase gives up
+/// once `patience` passes without an answer to any item: the items still
+/// unanswered then, tried or not, come back in the second list. A deadline
+/// per item would not bound the phase: a cluster that answers nothing would
+/// cost it once per 16 items, half an hour for a few hundred tasks.
+async fn answer_all<K, T, F, Fut>(
+    items: Vec<K>,
+    patience: Duration,
+    attempt: F,
+) -> (Vec<(K, T)>, Vec<K>)
+where
+    K: Send + 'static,
+    T: Send + 'static,
+    F: Fn(&K, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Option<T>> + Send + 'static,
+{
+    const IN_FLIGHT: usize = 16;
+    let last_answer = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let exhausted = {
+        let last_answer = last_answer.clone();
+        move || {
+            last_answer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed()
+                >= patience
+        }
+    };
+    let mut answered = Vec::new();
+    let mut unanswered = Vec::new();
+    let mut pending = items.into_iter().enumerate();
+    let mut calls = JoinSet::new();
+    loop {
+        while calls.len() < IN_FLIGHT {
+            let Some((first_node, item)) = pending.next() else {
+                break;
+            };
+            let attempt = attempt.clone();
+            let exhausted = exhausted.clone();
+            let last_answer = last_answer.clone();
+            calls.spawn(async move {
+                let mut node = first_node;
                 loop {
-                    if let Some((_, revision)) = workload::read(&shared, client, &key, node).await {
-                        return (key, Some(revision));
+                    if exhausted() {
+                        return (item, None);
                     }
-                    if Instant::now() >= deadline {
-                        return (key, None);
+                    if let Some(answer) = attempt(&item, node).await {
+                        *last_answer.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                        return (item, Some(answer));
                     }
                     node += 1;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             });
         }
-        while let Some(done) = reads.join_next().await {
-            match done {
-                Ok((_, Some(r))) => revision = revision.max(r),
-                Ok((key, None)) => unread.push(key),
-                Err(_) => {}
-            }
+        match calls.join_next().await {
+            Some(Ok((item, Some(answer)))) => answered.push((item, answer)),
+            Some(Ok((item, None))) => unanswered.push(item),
+            Some(Err(_)) => {}
+            None => break,
         }
     }
+    (answered, unanswered)
+}
+
+/// One linearizable GetTask per task, each retried on other nodes until
+/// answered (every attempt is recorded) or until no node answered any for
+/// `patience`. Returns the newest revision the answers reflected and the
+/// keys no node answered for.
+async fn final_reads(
+    shared: &Arc<Shared>,
+    client: u32,
+    keys: &[String],
+    patience: Duration,
+) -> (u64, Vec<String>) {
+    let shared = shared.clone();
+    let (answered, unread) = answer_all(keys.to_vec(), patience, move |key, node| {
+        let shared = shared.clone();
+        let key = key.clone();
+        async move {
+            workload::read(&shared, client, &key, node)
+                .await
+                .map(|(_, revision)| revision)
+        }
+    })
+    .await;
+    let revision = answered.iter().map(|(_, r)| *r).max().unwrap_or(0);
     (revision, unread)
 }
 
-/// `GetTaskHistory` of every task, retried on every node.
+/// `GetTaskHistory` of every task, retried on every node until answered or
+/// until no node answered any for `patience`.
 async fn change_lists(
     shared: &Arc<Shared>,
     keys: &BTreeSet<TaskKey>,
+    patience: Duration,
 ) -> (BTreeMap<TaskKey, Vec<RecordedChange>>, Vec<String>) {
-    let mut changes = BTreeMap::new();
-    let mut missing = Vec::new();
+    let shared = shared.clone();
     let keys: Vec<TaskKey> = keys.iter().copied().collect();
-    for chunk in keys.chunks(16) {
-        let mut calls = JoinSet::new();
-        for (i, key) in chunk.iter().copied().enumerate() {
-            let shared = shared.clone();
-            calls.spawn(async move {
-                let deadline = Instant::now() + Duration::from_secs(60);
-                let mut node = i;
-                loop {
-                    if let Some(channel) = shared.channel(node) {
-                        let mut request = tonic::Request::new(v1::GetTaskHistoryRequest {
-                            key: key.to_string(),
-                            consistency: v1::ReadConsistency::Linearizable as i32,
-                        });
-                        request.set_timeout(Duration::from_secs(6));
-                        if let Ok(reply) = TaskManagerClient::new(channel)
-                            .get_task_history(request)
-                            .await
-                        {
-                            return (key, Some(recorded(reply.into_inner().changes)));
-                        }
-                    }
-                    if Instant::now() >= deadline {
-                        return (key, None);
-                    }
-                    node += 1;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+    let (answered, missing) = answer_all(keys, patience, move |&key, node| {
+        let channel = shared.channel(node);
+        async move {
+            let mut request = tonic::Request::new(v1::GetTaskHistoryRequest {
+                key: key.to_string(),
+                consistency: v1::ReadConsistency::Linearizable as i32,
             });
+            request.set_timeout(workload::ATTEMPT_TIMEOUT);
+            let reply = TaskManagerClient::new(channel?)
+                .get_task_history(request)
+                .await
+                .ok()?;
+            Some(recorded(reply.into_inner().changes))
         }
-        while let Some(done) = calls.join_next().await {
-            match done {
-                Ok((key, Some(list))) => {
-                    changes.insert(key, list);
-                }
-                Ok((key, None)) => missing.push(key.to_string()),
-                Err(_) => {}
-            }
-        }
-    }
-    (changes, missing)
+    })
+    .await;
+    (
+        answered.into_iter().collect(),
+        missing.iter().map(TaskKey::to_string).collect(),
+    )
 }
 
 fn recorded(changes: Vec<v1::TaskChange>) -> Vec<RecordedChange> {
@@ -660,6 +749,106 @@ mod tests {
             complete: complete_ms * 1_000_000,
             outcome,
         }
+    }
+
+    /// An address nothing listens on: every call is refused at once.
+    fn dead_endpoint() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    }
+
+    fn shared(endpoints: &[String]) -> Arc<Shared> {
+        let config = WorkloadConfig {
+            clients: 1,
+            tasks: 1,
+            calls_per_task: 1,
+            resend: 0.0,
+            watchers: 0,
+            seed: 0,
+        };
+        Arc::new(Shared::new(endpoints, &config, Instant::now()))
+    }
+
+    #[tokio::test]
+    async fn an_end_phase_gives_up_once_nothing_answers_for_its_patience() {
+        // With a deadline per 16 items, 100 silent items took 7 deadlines.
+        let items: Vec<u32> = (0..100).collect();
+        let start = Instant::now();
+        let (answered, unanswered) = answer_all(items, Duration::from_millis(300), |_, _| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            None::<()>
+        })
+        .await;
+        assert!(answered.is_empty());
+        assert_eq!(unanswered.len(), 100);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_end_phase_goes_on_while_answers_come() {
+        // Item 0 is never answered; the others take longer together than the
+        // patience, but answers keep coming, so every one of them is asked.
+        let items: Vec<u32> = (0..100).collect();
+        let (answered, unanswered) =
+            answer_all(items, Duration::from_millis(300), |&item, _| async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                (item != 0).then_some(item)
+            })
+            .await;
+        assert_eq!(answered.len(), 99);
+        assert_eq!(unanswered, vec![0]);
+    }
+
+    #[tokio::test]
+    async fn final_reads_and_change_lists_are_bounded_on_a_dead_cluster() {
+        let endpoints = vec![dead_endpoint(), dead_endpoint(), dead_endpoint()];
+        let shared = shared(&endpoints);
+        let keys: Vec<String> = (1..=40).map(|n| format!("task-{n}")).collect();
+        let tasks: BTreeSet<TaskKey> = keys.iter().filter_map(|k| TaskKey::parse(k)).collect();
+        let patience = Duration::from_millis(500);
+        let start = Instant::now();
+        let (revision, unread) = final_reads(&shared, 0, &keys, patience).await;
+        assert_eq!((revision, unread.len()), (0, 40));
+        let (changes, missing) = change_lists(&shared, &tasks, patience).await;
+        assert!(changes.is_empty());
+        assert_eq!(missing.len(), 40);
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cluster_that_answers_no_read_has_not_recovered() {
+        // A node that accepts connections and never answers, like a leader
+        // whose read index is past what it can apply; and a dead one.
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoints = vec![hung.local_addr().unwrap().to_string(), dead_endpoint()];
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = hung.accept().await {
+                held.push(socket);
+            }
+        });
+        let shared = shared(&endpoints);
+        let start = Instant::now();
+        let waited = tokio::time::timeout(
+            Duration::from_secs(10),
+            wait_for_reads(&shared, &endpoints, start + Duration::from_millis(800)),
+        )
+        .await
+        .expect("the recovery wait outlived its deadline");
+        assert!(waited.is_err(), "{waited:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ use crate::history::{WatchEvent, WatchStream};
 pub const USER: &str = "chaos";
 /// How long one attempt of a call may take. Above the server's own 5 s
 /// bound on writes and read barriers, so a node that is up answers first.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
 /// How long a mutation keeps being retried with its header.
 const OP_WINDOW: Duration = Duration::from_secs(20);
 /// A watch stream that says nothing this long is dropped and resumed
@@ -581,6 +581,32 @@ pub async fn read(shared: &Shared, client: u32, key: &str, node: usize) -> Optio
         outcome,
     });
     answer
+}
+
+/// Whether node `node` answers a linearizable GetTask of `key` within
+/// `timeout`: `Err` with the reason if not. A fault such as NotFound counts
+/// as an answer, since the node passed its read barrier before it looked the
+/// key up. Not recorded: this is the runner's recovery check, not a call of
+/// the history.
+pub async fn answers_reads(
+    shared: &Shared,
+    key: &str,
+    node: usize,
+    timeout: Duration,
+) -> Result<(), String> {
+    let channel = shared
+        .channel(node)
+        .ok_or_else(|| "no endpoints".to_string())?;
+    let mut call = request(v1::GetTaskRequest {
+        key: key.to_string(),
+        consistency: v1::ReadConsistency::Linearizable as i32,
+    });
+    call.set_timeout(timeout);
+    match TaskManagerClient::new(channel).get_task(call).await {
+        Ok(_) => Ok(()),
+        Err(status) if status_to_fault(&status).is_some() => Ok(()),
+        Err(status) => Err(status.message().to_string()),
+    }
 }
 
 /// When a watcher may stop: once it has every change up to `revision`, or

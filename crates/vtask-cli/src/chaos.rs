@@ -107,8 +107,10 @@ struct RunArgs {
     /// Keep the data and logs even after a clean run (always kept after an anomaly).
     #[arg(long)]
     keep: bool,
-    /// How long the healed cluster gets to elect a leader at the end before
-    /// the run reports that it did not recover.
+    /// How long the healed cluster gets at the end to elect a leader and
+    /// answer a linearizable read before the run reports that it did not
+    /// recover; also how long each later phase (final reads, watchers,
+    /// change lists, digests) goes on without an answer before it gives up.
     #[arg(long, value_parser = crate::parse_duration, default_value = "60s")]
     recovery_timeout: Duration,
     /// Fail (exit 1) if the run records fewer operations than this: a run
