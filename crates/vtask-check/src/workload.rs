@@ -543,18 +543,21 @@ impl Client {
     }
 }
 
+fn linearizable_get(key: &str) -> v1::GetTaskRequest {
+    v1::GetTaskRequest {
+        key: key.to_string(),
+        consistency: v1::ReadConsistency::Linearizable as i32,
+    }
+}
+
 /// A linearizable GetTask of `key` on node `node`, recorded; returns the
 /// task and the revision the read reflects when it was answered.
 pub async fn read(shared: &Shared, client: u32, key: &str, node: usize) -> Option<(Returned, u64)> {
     let invoke = shared.now();
     let (outcome, revision) = match shared.channel(node) {
         Some(channel) => {
-            let message = v1::GetTaskRequest {
-                key: key.to_string(),
-                consistency: v1::ReadConsistency::Linearizable as i32,
-            };
             let reply = TaskManagerClient::new(channel)
-                .get_task(request(message))
+                .get_task(request(linearizable_get(key)))
                 .await
                 .map(tonic::Response::into_inner);
             let revision = reply.as_ref().map_or(0, |r| r.revision);
@@ -597,10 +600,7 @@ pub async fn answers_reads(
     let channel = shared
         .channel(node)
         .ok_or_else(|| "no endpoints".to_string())?;
-    let mut call = request(v1::GetTaskRequest {
-        key: key.to_string(),
-        consistency: v1::ReadConsistency::Linearizable as i32,
-    });
+    let mut call = request(linearizable_get(key));
     call.set_timeout(timeout);
     match TaskManagerClient::new(channel).get_task(call).await {
         Ok(_) => Ok(()),
