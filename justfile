@@ -23,10 +23,40 @@ certs dir=".dev/certs" nodes="3":
 dev-down:
     scripts/dev.sh down
 
-# Build everything and run the whole test suite (model, wire, store and real-cluster tests).
+# Build everything and run the whole test suite: model, wire, store and real-cluster tests, a chaos run, the compose cluster under faults, and the deploy files' checks.
 test: build
     cargo nextest run --workspace --no-fail-fast
     just chaos --duration 3m --faults kill,stop,partition --interval 5s --min-operations 2000
+    just compose-test
+    just deploy-check
+
+# The optimized binaries users run, in $CARGO_TARGET_DIR/release (reuses the test profile's RocksDB build when there is one).
+release:
+    scripts/release.sh
+
+# The container image vtask:<version>, FROM scratch: `just image` from the release build, `just image debug` from the test profile's.
+image profile="release":
+    sh scripts/setup.sh docker
+    {{ if profile == "release" { "scripts/release.sh" } else { "cargo build --workspace --all-targets" } }}
+    scripts/image.sh {{profile}}
+
+# Start the three-node compose cluster of deploy/compose.yaml (TLS, a token; needs `just image`) and print its endpoints.
+up:
+    sh scripts/setup.sh docker
+    scripts/compose.sh up
+
+# Stop the compose cluster (`just down --volumes` also drops its data).
+down *args:
+    scripts/compose.sh down {{args}}
+
+# The compose cluster under faults: leader kill, network disconnect, rolling restart; 0 acknowledged writes lost, digests equal.
+compose-test profile="debug": build
+    sh scripts/setup.sh docker
+    scripts/compose-test.sh {{profile}}
+
+# Validate the Kubernetes manifests (schema, strict) and the systemd unit (systemd-analyze verify).
+deploy-check: build
+    scripts/deploy-check.sh
 
 # Fault injection against a fresh local cluster, then the history check; exit 1 on any anomaly (see README, Chaos testing).
 chaos *args: build
@@ -54,6 +84,6 @@ bench-compare *args: build
     scripts/bench.sh {{args}}
     scripts/bench-etcd.sh {{args}}
 
-# Install what a fresh machine lacks (libclang, just, cargo-nextest).
-setup:
-    sh scripts/setup.sh
+# Install what a fresh machine lacks (libclang, just, cargo-nextest, curl, openssl; `just setup docker` adds Docker).
+setup *what:
+    sh scripts/setup.sh {{what}}

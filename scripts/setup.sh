@@ -1,21 +1,55 @@
 #!/usr/bin/env sh
-# Installs what a fresh machine lacks to build and test vtask: libclang (for
-# RocksDB's bindings) and `just`. Safe to run again; it only installs what is
-# missing. Needs root for apt-get (as on the project's machines).
+# Installs what a fresh machine lacks to build and test vtask. Safe to run
+# again: every step checks for the thing it needs (the file or command that is
+# actually used, not a package that merely sounds like it) and installs only
+# what is missing. Needs root for apt-get, as on the project's machines.
+#
+#   sh scripts/setup.sh            build and test needs (libclang, just, nextest, curl, openssl)
+#   sh scripts/setup.sh docker     also Docker Engine and docker-compose, with dockerd
+#                                  running (for `just image`, `just up` and the compose test)
 set -eu
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
-    echo "setup: installing libclang-dev (RocksDB bindings)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# bindgen (RocksDB's bindings) loads libclang through clang-sys, which looks
+# for `libclang.so` or `libclang-<version>.so` in LIBCLANG_PATH, llvm-config's
+# libdir and the system library directories. `libclang-cpp.so.*` (the C++ API,
+# on the stock image) is not that library, and a bare `libclang.so.1` without
+# the -dev package lacks clang's builtin headers that bindgen also needs.
+libclang_found() {
+    for dir in ${LIBCLANG_PATH:-} /usr/lib/llvm-*/lib /usr/lib /usr/lib64 /usr/local/lib \
+        /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu; do
+        for f in "$dir"/libclang.so "$dir"/libclang-[0-9]*.so; do
+            [ -e "$f" ] && return 0
+        done
+    done
+    return 1
+}
+
+if ! libclang_found; then
+    echo "setup: installing libclang-dev (bindgen needs libclang.so for RocksDB's bindings)"
+    apt_install libclang-dev
+    libclang_found || { echo "setup: libclang-dev installed, still no libclang.so" >&2; exit 1; }
+fi
+
+if ! have g++; then
+    echo "setup: installing g++ (RocksDB's C++)"
+    apt_install g++
 fi
 
 if ! have just; then
     echo "setup: installing just"
     # rust-just on PyPI ships the just binary; fall back to building it.
-    if ! { python3 -m pip install -q rust-just && have just; }; then
+    if ! { python3 -m pip install -q rust-just && hash -r && have just; }; then
         cargo install --locked just
     fi
 fi
@@ -27,6 +61,38 @@ fi
 
 if ! have curl; then
     echo "setup: installing curl (used by scripts/dev.sh)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+    apt_install curl
+fi
+
+if ! have openssl; then
+    echo "setup: installing openssl (scripts/certs.sh)"
+    apt_install openssl
+fi
+
+[ "${1:-}" = docker ] || exit 0
+
+# The stock image has a docker client in /usr/local/bin but no engine:
+# look for dockerd itself, not for `docker`.
+if ! have dockerd; then
+    echo "setup: installing docker.io (Docker Engine)"
+    apt_install docker.io
+fi
+if ! docker compose version >/dev/null 2>&1 && ! have docker-compose; then
+    echo "setup: installing docker-compose"
+    apt_install docker-compose
+fi
+if ! docker info >/dev/null 2>&1; then
+    echo "setup: starting dockerd (log in /var/log/dockerd.log)"
+    # No init system runs services here: start the engine in the background.
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+    i=0
+    until docker info >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ "$i" -gt 60 ]; then
+            echo "setup: dockerd did not answer within 60 s; see /var/log/dockerd.log" >&2
+            tail -20 /var/log/dockerd.log >&2 || true
+            exit 1
+        fi
+        sleep 1
+    done
 fi

@@ -72,6 +72,8 @@ async fn every_verb_and_fault_through_the_cli() {
         step("-o json start task-1", 0, r#""state":"running""#),
         step("-o json progress task-1 140", 0, r#""progress":100"#),
         step("-o json progress task-1 40", 0, r#""progress":40"#),
+        // A negative percentage is a number to clamp, not a flag.
+        step("-o json progress task-1 -5", 0, r#""progress":0"#),
         step("-o json describe task-1 --key phase.copy --arg disk=2 --message copying", 0, r#""key":"phase.copy""#),
         step("set-state task-1 queued", 1, "InvalidState"),
         step("set-state task-1 success --fault SystemError", 1, "InvalidState"),
@@ -131,6 +133,20 @@ async fn every_verb_and_fault_through_the_cli() {
             run.stderr
         );
     }
+
+    // The table: a header and one line per task, each ending in a newline,
+    // so a shell prompt starts on a line of its own.
+    let list = vtask(&endpoints, &["list"]).await;
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(list.stdout.ends_with('\n'), "{:?}", list.stdout);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{:?}", list.stdout);
+    assert!(lines[0].starts_with("KEY"), "{:?}", lines[0]);
+    assert!(
+        lines.iter().all(|line| line == &line.trim_end()),
+        "trailing blanks: {:?}",
+        list.stdout
+    );
 
     // JSON output uses vSphere's names, lower-case states and RFC 3339 times.
     let task = vtask(&endpoints, &["-o", "json", "get", "task-1"])

@@ -29,6 +29,11 @@ pub struct ClusterConfig {
     /// `{id}` in a flag becomes the node's id (`--tls-cert certs/node-{id}.pem`).
     /// With `--tls-ca CA`, the harness talks TLS to the nodes, trusting CA.
     pub extra_args: Vec<String>,
+    /// Name the nodes by this host name instead of 127.0.0.1, as a
+    /// deployment names them by DNS: `--initial-cluster 1=HOST:PORT,...`,
+    /// each node listening on `0.0.0.0:PORT` with `--advertise HOST:PORT`
+    /// and no `--node-id` (it finds its id from the advertised address).
+    pub advertise_host: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -38,6 +43,7 @@ impl Default for ClusterConfig {
             snapshot_entries: 10_000,
             keep_entries: 5_000,
             extra_args: Vec::new(),
+            advertise_host: None,
         }
     }
 }
@@ -94,13 +100,14 @@ impl Cluster {
             .prefix("vtask-cluster-")
             .tempdir()?;
         let mut nodes = BTreeMap::new();
+        let host = config.advertise_host.as_deref().unwrap_or("127.0.0.1");
         for id in 1..=config.nodes {
             let node_dir = dir.path().join(format!("node-{id}"));
             nodes.insert(
                 id,
                 NodeProcess {
                     id,
-                    grpc: format!("127.0.0.1:{}", free_port()),
+                    grpc: format!("{host}:{}", free_port()),
                     http: format!("127.0.0.1:{}", free_port()),
                     data_dir: node_dir.join("data"),
                     log: node_dir.join("vtaskd.log"),
@@ -178,12 +185,26 @@ impl Cluster {
         // A cluster without a users file runs insecure, so tests that are not
         // about authentication name their callers with x-vtask-user.
         let insecure = !config.extra_args.iter().any(|a| a == "--auth-file");
+        let identity = match &config.advertise_host {
+            None => vec![
+                "--node-id".to_string(),
+                id.to_string(),
+                "--listen".into(),
+                node.grpc.clone(),
+            ],
+            Some(_) => {
+                let port = node.grpc.rsplit_once(':').context("HOST:PORT")?.1;
+                vec![
+                    "--advertise".to_string(),
+                    node.grpc.clone(),
+                    "--listen".into(),
+                    format!("0.0.0.0:{port}"),
+                ]
+            }
+        };
         let child = Command::new(vtaskd_bin())
             .args(insecure.then_some("--insecure"))
-            .arg("--node-id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(&node.grpc)
+            .args(identity)
             .arg("--http")
             .arg(&node.http)
             .arg("--data-dir")

@@ -191,3 +191,69 @@ async fn converged_and_serving(cluster: &Cluster, client: &Client, key: TaskKey)
         key
     );
 }
+
+/// Nodes as a deployment names them: by DNS name in --initial-cluster
+/// (`localhost` here, which the node certificates carry), listening on
+/// 0.0.0.0, each finding its id from --advertise. Peers verify each other's
+/// names over TLS, a client reaches them by name, and a leader's death
+/// changes nothing acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_named_by_dns_find_their_ids_and_meet_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certs(&dir.path().join("certs"));
+    let users = users(dir.path());
+    let mut cluster = Cluster::start(ClusterConfig {
+        extra_args: vec![
+            "--auth-file".into(),
+            users.display().to_string(),
+            "--tls-cert".into(),
+            certs.join("node-{id}.pem").display().to_string(),
+            "--tls-key".into(),
+            certs.join("node-{id}-key.pem").display().to_string(),
+            "--tls-ca".into(),
+            certs.join("ca.pem").display().to_string(),
+        ],
+        advertise_host: Some("localhost".into()),
+        ..ClusterConfig::default()
+    })
+    .await
+    .unwrap();
+    // Each node took the id whose address it advertises.
+    for id in cluster.ids() {
+        let status = cluster.status(id).await.unwrap();
+        assert_eq!(status.node_id, id, "{status:?}");
+    }
+    let endpoints: Vec<String> = cluster.nodes.values().map(|n| n.grpc.clone()).collect();
+    assert!(endpoints.iter().all(|e| e.starts_with("localhost:")), "{endpoints:?}");
+    let client = Client::new(endpoints)
+        .retry_for(Duration::from_secs(20))
+        .tls_ca(pem(certs.join("ca.pem")))
+        .token("tls-admin");
+    let task = client
+        .create_task(CreateTask {
+            obj: MoRef::new("VirtualMachine", "vm-named"),
+            task_type_id: "com.example.named".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .unwrap();
+    cluster.kill(leader);
+    let second = client
+        .create_task(CreateTask {
+            obj: MoRef::new("VirtualMachine", "vm-named"),
+            task_type_id: "com.example.named".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    cluster.spawn(leader).unwrap();
+    cluster.converged(Duration::from_secs(30)).await.unwrap();
+    for key in [task.key, second.key] {
+        let got = client.get_task(&key.to_string(), false).await.unwrap();
+        assert_eq!(got.key, key);
+    }
+}

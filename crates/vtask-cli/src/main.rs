@@ -129,8 +129,13 @@ enum Verb {
         #[arg(long)]
         fault: Option<String>,
     },
-    /// Report a running task's progress in percent (Task.UpdateProgress).
-    Progress { key: String, percent: i32 },
+    /// Report a running task's progress in percent (Task.UpdateProgress);
+    /// the server clamps it to 0..100, so -5 means 0.
+    Progress {
+        key: String,
+        #[arg(allow_negative_numbers = true)]
+        percent: i32,
+    },
     /// Set a task's description (Task.SetTaskDescription).
     Describe {
         key: String,

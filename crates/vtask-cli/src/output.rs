@@ -142,33 +142,44 @@ pub fn print_collector(format: Format, name: &str, page: &[TaskInfo]) {
 
 pub fn print_tasks(format: Format, tasks: &[TaskInfo]) {
     match format {
-        Format::Table => {
-            println!(
-                "{:<14} {:<8} {:>8} {:<9} {:<30} ENTITY",
-                "KEY", "STATE", "PROGRESS", "CANCELLED", "TYPE"
-            );
-            for info in tasks {
-                let progress = info
-                    .progress
-                    .map(|p| format!("{p}%"))
-                    .unwrap_or_else(|| "-".into());
-                let entity = info
-                    .entity
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                println!(
-                    "{:<14} {:<8} {:>8} {:<9} {:<30} {entity}",
-                    info.key.to_string(),
-                    info.state.as_str(),
-                    progress,
-                    if info.cancelled { "yes" } else { "no" },
-                    info.description_id
-                );
-            }
-        }
+        Format::Table => print!("{}", task_table(tasks)),
         Format::Json | Format::Key => tasks.iter().for_each(|info| print_task(format, info)),
     }
+}
+
+/// The task table: a header, then a line per task, every line ended by a
+/// newline and without trailing blanks (a task without an entity leaves its
+/// last column empty).
+fn task_table(tasks: &[TaskInfo]) -> String {
+    let mut table = String::new();
+    let mut line = |text: String| {
+        table.push_str(text.trim_end());
+        table.push('\n');
+    };
+    line(format!(
+        "{:<14} {:<8} {:>8} {:<9} {:<30} ENTITY",
+        "KEY", "STATE", "PROGRESS", "CANCELLED", "TYPE"
+    ));
+    for info in tasks {
+        let progress = info
+            .progress
+            .map(|p| format!("{p}%"))
+            .unwrap_or_else(|| "-".into());
+        let entity = info
+            .entity
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        line(format!(
+            "{:<14} {:<8} {:>8} {:<9} {:<30} {entity}",
+            info.key.to_string(),
+            info.state.as_str(),
+            progress,
+            if info.cancelled { "yes" } else { "no" },
+            info.description_id
+        ));
+    }
+    table
 }
 
 /// A fault goes to stderr, so that stdout stays clean for scripts.

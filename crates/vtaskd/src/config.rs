@@ -24,19 +24,30 @@ pub struct Flags {
     /// TOML file with settings.
     #[arg(long, env = "VTASKD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// This node's id in --initial-cluster.
+    /// This node's id in --initial-cluster; may be left out when --advertise
+    /// names this node's address there.
     #[arg(long, env = "VTASKD_NODE_ID")]
     pub node_id: Option<u64>,
-    /// Address of the gRPC port (public API and Raft), e.g. 127.0.0.1:7001.
+    /// Address the gRPC port (public API and Raft) binds, IP:PORT, e.g.
+    /// 127.0.0.1:7001, or 0.0.0.0:7001 in a container.
     #[arg(long, env = "VTASKD_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// This node's address as peers and clients reach it, HOST:PORT (a DNS
+    /// name or an IP), e.g. vtask-0.vtask:7001: its entry in
+    /// --initial-cluster. Given, it identifies the node, so --node-id may be
+    /// left out (a StatefulSet's pods differ only by name).
+    #[arg(long, env = "VTASKD_ADVERTISE", value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
     /// Address of the HTTP port (/metrics, /health), e.g. 127.0.0.1:9001.
     #[arg(long, env = "VTASKD_HTTP", value_name = "ADDR")]
     pub http: Option<String>,
     /// Directory for the RocksDB data and snapshots; created when missing.
     #[arg(long, env = "VTASKD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Every member as ID=HOST:PORT, comma separated, e.g. 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003.
+    /// Every member as ID=HOST:PORT, comma separated, HOST an IP or a DNS
+    /// name, e.g. 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 or
+    /// 1=vtask-1:7001,2=vtask-2:7001,3=vtask-3:7001. Names are resolved on
+    /// every connection attempt, so a peer may come back at another IP.
     #[arg(long, env = "VTASKD_INITIAL_CLUSTER", value_name = "LIST")]
     pub initial_cluster: Option<String>,
     /// Leader heartbeat interval in milliseconds [default: 100].
@@ -127,6 +138,16 @@ pub enum Tool {
     HashToken { token: Option<String> },
     /// Print a fresh random token (32 bytes from the OS, hex).
     NewToken,
+    /// Probe a node's /health: exit 0 when it answers 200 (the node knows a
+    /// leader), 1 otherwise. For container health checks, where no curl is.
+    Health {
+        /// The node's HTTP address [default: --http / VTASKD_HTTP; an
+        /// unspecified IP such as 0.0.0.0 is probed on loopback].
+        addr: Option<String>,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
 }
 
 /// The TOML file's contents: the same settings as the flags.
@@ -135,6 +156,7 @@ pub enum Tool {
 struct FileSettings {
     node_id: Option<u64>,
     listen: Option<String>,
+    advertise: Option<String>,
     http: Option<String>,
     data_dir: Option<PathBuf>,
     initial_cluster: Option<String>,
@@ -181,6 +203,8 @@ pub enum LogFormat {
 pub struct Config {
     pub node_id: u64,
     pub listen: SocketAddr,
+    /// This node's address in `initial_cluster`, as peers and clients reach it.
+    pub advertise: String,
     pub http: SocketAddr,
     pub data_dir: PathBuf,
     /// Node id → gRPC address of every initial member, this node included.
@@ -250,7 +274,6 @@ impl Config {
                 pick!($field).ok_or(ConfigError::Missing(stringify!($field), $flag, $env))?
             };
         }
-        let node_id = required!(node_id, "node-id", "NODE_ID");
         let listen = parse_addr("listen", &required!(listen, "listen", "LISTEN"))?;
         let http = parse_addr("http", &required!(http, "http", "HTTP"))?;
         let data_dir = required!(data_dir, "data-dir", "DATA_DIR");
@@ -259,10 +282,39 @@ impl Config {
             "initial-cluster",
             "INITIAL_CLUSTER"
         ))?;
-        if !initial_cluster.contains_key(&node_id) {
+        let advertise = match pick!(advertise) {
+            Some(addr) => Some(host_port(&addr).map_err(|message| ConfigError::Invalid {
+                key: "advertise",
+                message,
+            })?),
+            None => None,
+        };
+        let node_id = match (pick!(node_id), &advertise) {
+            (Some(id), _) => id,
+            (None, Some(addr)) => initial_cluster
+                .iter()
+                .find(|(_, member)| *member == addr)
+                .map(|(id, _)| *id)
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "advertise",
+                    message: format!(
+                        "{addr:?} is no member's address in initial_cluster, so it names no node id"
+                    ),
+                })?,
+            (None, None) => return Err(ConfigError::Missing("node_id", "node-id", "NODE_ID")),
+        };
+        let Some(member_addr) = initial_cluster.get(&node_id).cloned() else {
             return Err(ConfigError::Invalid {
                 key: "initial_cluster",
                 message: format!("does not name this node (node_id {node_id})"),
+            });
+        };
+        if let Some(addr) = advertise.as_ref().filter(|addr| **addr != member_addr) {
+            return Err(ConfigError::Invalid {
+                key: "advertise",
+                message: format!(
+                    "{addr:?} is not node {node_id}'s address in initial_cluster ({member_addr:?}); peers dial the latter"
+                ),
             });
         }
         let peer_routes = match pick!(peer_routes) {
@@ -384,6 +436,7 @@ impl Config {
             peer_routes,
             node_id,
             listen,
+            advertise: member_addr,
             http,
             data_dir,
             initial_cluster,
@@ -434,7 +487,32 @@ fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> 
     })
 }
 
-/// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
+/// Checks `HOST:PORT`, HOST an IP address (`[...]` for IPv6) or a DNS name;
+/// names are resolved when dialled, not here.
+fn host_port(text: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("{text:?} is not HOST:PORT (an IP address or a DNS name): {why}");
+    if text.parse::<SocketAddr>().is_ok() {
+        return Ok(text.to_string());
+    }
+    let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => return Err(bad("the port is not a number from 1 to 65535")),
+        Ok(_) => {}
+    }
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(bad("the host is neither an IP address nor a DNS name"));
+    }
+    Ok(text.to_string())
+}
+
+/// Parses `1=127.0.0.1:7001,2=vtask-2:7001`.
 pub fn parse_cluster(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
     parse_members("initial_cluster", text)
 }
@@ -450,10 +528,8 @@ fn parse_members(key: &'static str, text: &str) -> Result<BTreeMap<u64, String>,
             .trim()
             .parse()
             .map_err(|_| invalid(format!("{id:?} is not a node id")))?;
-        let addr = addr.trim();
-        addr.parse::<SocketAddr>()
-            .map_err(|e| invalid(format!("{addr:?} is not HOST:PORT: {e}")))?;
-        if members.insert(id, addr.to_string()).is_some() {
+        let addr = host_port(addr.trim()).map_err(invalid)?;
+        if members.insert(id, addr).is_some() {
             return Err(invalid(format!("node {id} is named twice")));
         }
     }
@@ -545,6 +621,79 @@ mod tests {
                 .starts_with("setting `initial_cluster`: \"nowhere\" is not HOST:PORT"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn members_are_named_by_ip_or_dns_name() {
+        let members =
+            parse_cluster("1=vtask-1:7001, 2=vtask-1.vtask.default.svc.cluster.local:7001,3=[::1]:7003")
+                .unwrap();
+        assert_eq!(members[&1], "vtask-1:7001");
+        assert_eq!(members[&2], "vtask-1.vtask.default.svc.cluster.local:7001");
+        assert_eq!(members[&3], "[::1]:7003");
+        for bad in [
+            "1=vtask_1:7001",
+            "1=vtask-1:0",
+            "1=vtask-1:70000",
+            "1=-vtask:7001",
+            "1=vtask..x:7001",
+            "1=:7001",
+            "1=vtask-1",
+        ] {
+            let err = parse_cluster(bad).unwrap_err().to_string();
+            assert!(err.contains("is not HOST:PORT"), "{bad}: {err}");
+        }
+    }
+
+    /// A pod knows its name, not its ordinal: --advertise picks the node id.
+    fn advertised(advertise: &str, node_id: Option<&str>) -> Result<Config, ConfigError> {
+        let mut args = vec![
+            "vtaskd",
+            "--insecure",
+            "--listen",
+            "0.0.0.0:7001",
+            "--http",
+            "0.0.0.0:9001",
+            "--data-dir",
+            "/tmp/x",
+            "--initial-cluster",
+            "1=vtask-0.vtask:7001,2=vtask-1.vtask:7001,3=vtask-2.vtask:7001",
+            "--advertise",
+            advertise,
+        ];
+        if let Some(id) = node_id {
+            args.extend(["--node-id", id]);
+        }
+        Config::load(Flags::parse_from(args))
+    }
+
+    #[test]
+    fn the_advertised_address_names_the_node_and_may_differ_from_listen() {
+        let config = advertised("vtask-1.vtask:7001", None).unwrap();
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.advertise, "vtask-1.vtask:7001");
+        assert_eq!(config.listen, "0.0.0.0:7001".parse().unwrap());
+        assert_eq!(advertised("vtask-1.vtask:7001", Some("2")).unwrap().node_id, 2);
+        let err = advertised("vtask-7.vtask:7001", None).unwrap_err().to_string();
+        assert!(err.contains("is no member's address"), "{err}");
+        let err = advertised("vtask-1.vtask:7001", Some("3")).unwrap_err().to_string();
+        assert!(err.contains("is not node 3's address"), "{err}");
+        // Without --advertise a node's own entry is its address.
+        assert_eq!(Config::load(flags(&[])).unwrap().advertise, "127.0.0.1:7001");
+        let err = Config::load(Flags::parse_from([
+            "vtaskd",
+            "--insecure",
+            "--listen",
+            "0.0.0.0:7001",
+            "--http",
+            "0.0.0.0:9001",
+            "--data-dir",
+            "/tmp/x",
+            "--initial-cluster",
+            "1=vtask-0.vtask:7001",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("missing setting `node_id`"), "{err}");
     }
 
     #[test]

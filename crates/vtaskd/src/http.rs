@@ -33,6 +33,51 @@ async fn metrics(State(node): State<Node>) -> String {
     node.metrics.render(&node.gauges())
 }
 
+/// `GET /health` on the node at `addr` (HOST:PORT; an unspecified IP is
+/// probed on loopback), for `vtaskd health`: the body when the answer is
+/// 200, the status line or the failure otherwise. Blocking and small on
+/// purpose: it runs as a container's health check, once every few seconds.
+pub fn probe_health(addr: &str, timeout: std::time::Duration) -> Result<String, String> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+
+    let mut targets: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("resolving: {e}"))?
+        .collect();
+    for target in &mut targets {
+        if target.ip().is_unspecified() {
+            target.set_ip(match target {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+    }
+    let target = targets.first().ok_or("resolves to no address")?;
+    let mut stream =
+        TcpStream::connect_timeout(target, timeout).map_err(|e| format!("connecting: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET /health HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("sending: {e}"))?;
+    let mut reply = Vec::new();
+    stream
+        .take(64 * 1024)
+        .read_to_end(&mut reply)
+        .map_err(|e| format!("reading: {e}"))?;
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status_line = head.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        Ok(body.to_string())
+    } else {
+        Err(format!("{status_line}: {}", body.trim_end()))
+    }
+}
+
 /// 200 when this node knows a leader (it can serve requests), 503 otherwise.
 async fn health(State(node): State<Node>) -> (StatusCode, String) {
     let leader = node.raft.metrics().borrow().current_leader;

@@ -43,7 +43,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let mut flags = Flags::parse();
     if let Some(tool) = flags.tool.take() {
-        return run_tool(tool);
+        return run_tool(tool, &flags);
     }
     let config = match Config::load(flags) {
         Ok(config) => config,
@@ -74,8 +74,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_tool(tool: Tool) -> ExitCode {
+fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
     match tool {
+        Tool::Health { addr, timeout_ms } => {
+            let Some(addr) = addr.or_else(|| flags.http.clone()) else {
+                eprintln!("vtaskd health: no address (give ADDR, --http or VTASKD_HTTP)");
+                return ExitCode::from(2);
+            };
+            match http::probe_health(&addr, std::time::Duration::from_millis(timeout_ms)) {
+                Ok(body) => {
+                    print!("{body}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("vtaskd health: {addr}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Tool::HashToken { token } => {
             let token = match token {
                 Some(token) => token,
@@ -167,7 +183,7 @@ async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    tracing::info!(node_id = config.node_id, listen = %config.listen, http = %config.http, data_dir = %config.data_dir.display(), "starting");
+    tracing::info!(node_id = config.node_id, listen = %config.listen, advertise = %config.advertise, http = %config.http, data_dir = %config.data_dir.display(), "starting");
     if config.clock_offset_ms != 0 {
         tracing::warn!(
             offset_ms = config.clock_offset_ms,
