@@ -7,6 +7,8 @@
 #   sh scripts/setup.sh            build and test needs (libclang, just, nextest, curl, openssl)
 #   sh scripts/setup.sh docker     also Docker Engine and docker-compose, with dockerd
 #                                  running (for `just image`, `just up` and the compose test)
+#   sh scripts/setup.sh deploy     also the project's Python venv (${VTASK_VENV:-.venv}) and
+#                                  systemd-analyze (for scripts/deploy-check.sh)
 set -eu
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -69,7 +71,27 @@ if ! have openssl; then
     apt_install openssl
 fi
 
-[ "${1:-}" = docker ] || exit 0
+case "${1:-}" in
+docker) ;;
+deploy)
+    venv="${VTASK_VENV:-.venv}"
+    if [ ! -x "$venv/bin/pip" ]; then
+        echo "setup: creating the Python venv $venv"
+        # Debian's python3 makes venvs only with python3-venv (ensurepip).
+        python3 -m venv "$venv" 2>/dev/null || {
+            rm -rf "$venv"
+            apt_install python3-venv
+            python3 -m venv "$venv"
+        }
+    fi
+    if ! have systemd-analyze; then
+        echo "setup: installing systemd (systemd-analyze verify checks the unit)"
+        apt_install systemd
+    fi
+    exit 0
+    ;;
+*) exit 0 ;;
+esac
 
 # The stock image has a docker client in /usr/local/bin but no engine:
 # look for dockerd itself, not for `docker`.

@@ -138,6 +138,10 @@ pub enum Tool {
     HashToken { token: Option<String> },
     /// Print a fresh random token (32 bytes from the OS, hex).
     NewToken,
+    /// Check the configuration as startup would (settings, the users file,
+    /// the TLS files) without opening the store or any port; exit 0 and print
+    /// a summary when it would start, 2 with the reason when not.
+    CheckConfig,
     /// Probe a node's /health: exit 0 when it answers 200 (the node knows a
     /// leader), 1 otherwise. For container health checks, where no curl is.
     Health {

@@ -42,8 +42,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let mut flags = Flags::parse();
-    if let Some(tool) = flags.tool.take() {
-        return run_tool(tool, &flags);
+    match flags.tool.take() {
+        Some(Tool::CheckConfig) => return check_config(flags),
+        Some(tool) => return run_tool(tool, &flags),
+        None => {}
     }
     let config = match Config::load(flags) {
         Ok(config) => config,
@@ -111,6 +113,7 @@ fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
             println!("{}", auth::to_hex(&auth::sha256(&token)));
             ExitCode::SUCCESS
         }
+        Tool::CheckConfig => unreachable!("main runs check-config with the flags it owns"),
         Tool::NewToken => match auth::random_token() {
             Ok(token) => {
                 println!("{token}");
@@ -122,6 +125,56 @@ fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
             }
         },
     }
+}
+
+/// `vtaskd check-config`: everything startup reads before it opens the
+/// store, so a deploy (systemd's ExecStartPre, a CI step) fails early and
+/// says why.
+fn check_config(flags: Flags) -> ExitCode {
+    let config = match Config::load(flags) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("vtaskd check-config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let users = match &config.auth {
+        AuthSetting::Insecure => "authentication OFF (insecure)".to_string(),
+        AuthSetting::File(path) => match auth::Users::load(path) {
+            Ok(users) => format!("{} users from {}", users.len(), path.display()),
+            Err(e) => {
+                eprintln!("vtaskd check-config: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let transport = match &config.tls {
+        None => "plain text".to_string(),
+        Some(files) => match tls::server_config(files) {
+            Ok(_) => format!("TLS, certificate {}", files.cert.display()),
+            Err(e) => {
+                eprintln!("vtaskd check-config: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let members: Vec<String> = config
+        .initial_cluster
+        .iter()
+        .map(|(id, addr)| format!("{id}={addr}"))
+        .collect();
+    println!(
+        "vtaskd check-config: ok: node {} of {}, advertised as {}, listening on {} (HTTP {}), data in {}, {}, {}",
+        config.node_id,
+        members.join(","),
+        config.advertise,
+        config.listen,
+        config.http,
+        config.data_dir.display(),
+        transport,
+        users,
+    );
+    ExitCode::SUCCESS
 }
 
 /// The caller resolution this node's configuration asks for.
