@@ -21,6 +21,8 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 vtask="$target/debug/vtask"
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-vtask-test}"
 work=$(mktemp -d)
+# Its own secrets and host ports, so a `just up` cluster may run beside it.
+export VTASK_SECRETS="$work/secrets" VTASK_GRPC_PORTS=720 VTASK_HTTP_PORTS=920
 acked="$work/acked"     # lines "KEY N": N was acknowledged for KEY
 tasks=6                 # one writer per task
 
@@ -35,12 +37,11 @@ trap cleanup EXIT
 scripts/image.sh "$profile"
 # A fresh cluster: the test's project, its own volumes and secrets.
 scripts/compose.sh down --volumes >/dev/null 2>&1 || true
-rm -rf deploy/secrets
 scripts/compose.sh up >"$work/up.log" || { cat "$work/up.log"; fail "the cluster did not come up"; }
 cat "$work/up.log"
-export VTASK_ENDPOINTS=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
-VTASK_TOKEN=$(cat deploy/secrets/admin.token)
-export VTASK_TOKEN VTASK_CA="$PWD/deploy/secrets/ca.pem"
+VTASK_ENDPOINTS=$(scripts/compose.sh endpoints)
+VTASK_TOKEN=$(cat "$VTASK_SECRETS/admin.token")
+export VTASK_ENDPOINTS VTASK_TOKEN VTASK_CA="$VTASK_SECRETS/ca.pem"
 
 container() { scripts/compose.sh compose ps -q "vtask-$1"; }
 # The id of the node that says it leads, once one does.
@@ -55,7 +56,7 @@ print(next((n["nodeId"] for n in map(json.loads, sys.stdin) if n.get("role") == 
         sleep 0.5
     done
 }
-status_of() { curl -fs "http://127.0.0.1:910$1/status"; }
+status_of() { curl -fs "http://127.0.0.1:$VTASK_HTTP_PORTS$1/status"; }
 
 keys=()
 for i in $(seq 1 $tasks); do
@@ -137,7 +138,7 @@ fi
 lost=0
 for key in "${keys[@]}"; do
     last=$(awk -v k="$key" '$1 == k { n = $2 } END { print n + 0 }' "$acked")
-    for port in 7101 7102 7103; do
+    for port in ${VTASK_GRPC_PORTS}1 ${VTASK_GRPC_PORTS}2 ${VTASK_GRPC_PORTS}3; do
         got=$("$vtask" --endpoints "127.0.0.1:$port" -o json get "$key" |
             python3 -c 'import json,sys; print((json.load(sys.stdin).get("description") or {}).get("message") or 0)')
         if [ "$got" -ne "$last" ] && [ "$got" -ne $((last + 1)) ]; then

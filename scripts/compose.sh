@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 export VTASK_IMAGE="${VTASK_IMAGE:-vtask:$version}"
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-vtask}"
-secrets=deploy/secrets
+# Absolute: compose.yaml resolves relative paths against its own directory.
+export VTASK_SECRETS="${VTASK_SECRETS:-$PWD/deploy/secrets}"
+export VTASK_GRPC_PORTS="${VTASK_GRPC_PORTS:-710}" VTASK_HTTP_PORTS="${VTASK_HTTP_PORTS:-910}"
+secrets=$VTASK_SECRETS
 
 compose() {
     if docker compose version >/dev/null 2>&1; then
@@ -64,6 +67,10 @@ wait_healthy() {
     done
 }
 
+endpoints() {
+    echo "127.0.0.1:${VTASK_GRPC_PORTS}1,127.0.0.1:${VTASK_GRPC_PORTS}2,127.0.0.1:${VTASK_GRPC_PORTS}3"
+}
+
 up() {
     make_secrets
     compose up -d
@@ -71,12 +78,12 @@ up() {
     echo
     echo "vtask compose cluster is up ($VTASK_IMAGE, project $COMPOSE_PROJECT_NAME):"
     for id in 1 2 3; do
-        echo "  vtask-$id: grpc 127.0.0.1:710$id   http http://127.0.0.1:910$id/metrics"
+        echo "  vtask-$id: grpc 127.0.0.1:$VTASK_GRPC_PORTS$id   http http://127.0.0.1:$VTASK_HTTP_PORTS$id/metrics"
     done
     echo
-    echo "export VTASK_ENDPOINTS=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
+    echo "export VTASK_ENDPOINTS=$(endpoints)"
     echo "export VTASK_TOKEN=$(cat "$secrets/admin.token")"
-    echo "export VTASK_CA=$PWD/$secrets/ca.pem"
+    echo "export VTASK_CA=$secrets/ca.pem"
     echo "Stop with: just down"
 }
 
@@ -85,6 +92,7 @@ case "${1:-up}" in
     up) up ;;
     down) shift; compose down "$@" ;;
     wait) wait_healthy "${2:-120}" ;;
+    endpoints) endpoints ;;
     compose) shift; compose "$@" ;;
-    *) echo "usage: $0 secrets|up|down [--volumes]|wait [SECONDS]|compose ARGS..." >&2; exit 2 ;;
+    *) echo "usage: $0 secrets|up|down [--volumes]|wait [SECONDS]|endpoints|compose ARGS..." >&2; exit 2 ;;
 esac
