@@ -224,7 +224,10 @@ async fn nodes_named_by_dns_find_their_ids_and_meet_over_tls() {
         assert_eq!(status.node_id, id, "{status:?}");
     }
     let endpoints: Vec<String> = cluster.nodes.values().map(|n| n.grpc.clone()).collect();
-    assert!(endpoints.iter().all(|e| e.starts_with("localhost:")), "{endpoints:?}");
+    assert!(
+        endpoints.iter().all(|e| e.starts_with("localhost:")),
+        "{endpoints:?}"
+    );
     let client = Client::new(endpoints)
         .retry_for(Duration::from_secs(20))
         .tls_ca(pem(certs.join("ca.pem")))

@@ -505,7 +505,9 @@ fn host_port(text: &str) -> Result<String, String> {
     }
     let label_ok = |label: &str| {
         (1..=63).contains(&label.len())
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
@@ -629,9 +631,10 @@ mod tests {
 
     #[test]
     fn members_are_named_by_ip_or_dns_name() {
-        let members =
-            parse_cluster("1=vtask-1:7001, 2=vtask-1.vtask.default.svc.cluster.local:7001,3=[::1]:7003")
-                .unwrap();
+        let members = parse_cluster(
+            "1=vtask-1:7001, 2=vtask-1.vtask.default.svc.cluster.local:7001,3=[::1]:7003",
+        )
+        .unwrap();
         assert_eq!(members[&1], "vtask-1:7001");
         assert_eq!(members[&2], "vtask-1.vtask.default.svc.cluster.local:7001");
         assert_eq!(members[&3], "[::1]:7003");
@@ -677,13 +680,23 @@ mod tests {
         assert_eq!(config.node_id, 2);
         assert_eq!(config.advertise, "vtask-1.vtask:7001");
         assert_eq!(config.listen, "0.0.0.0:7001".parse().unwrap());
-        assert_eq!(advertised("vtask-1.vtask:7001", Some("2")).unwrap().node_id, 2);
-        let err = advertised("vtask-7.vtask:7001", None).unwrap_err().to_string();
+        assert_eq!(
+            advertised("vtask-1.vtask:7001", Some("2")).unwrap().node_id,
+            2
+        );
+        let err = advertised("vtask-7.vtask:7001", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is no member's address"), "{err}");
-        let err = advertised("vtask-1.vtask:7001", Some("3")).unwrap_err().to_string();
+        let err = advertised("vtask-1.vtask:7001", Some("3"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is not node 3's address"), "{err}");
         // Without --advertise a node's own entry is its address.
-        assert_eq!(Config::load(flags(&[])).unwrap().advertise, "127.0.0.1:7001");
+        assert_eq!(
+            Config::load(flags(&[])).unwrap().advertise,
+            "127.0.0.1:7001"
+        );
         let err = Config::load(Flags::parse_from([
             "vtaskd",
             "--insecure",
@@ -697,7 +710,10 @@ mod tests {
             "1=vtask-0.vtask:7001",
         ]))
         .unwrap_err();
-        assert!(err.to_string().starts_with("missing setting `node_id`"), "{err}");
+        assert!(
+            err.to_string().starts_with("missing setting `node_id`"),
+            "{err}"
+        );
     }
 
     #[test]
