@@ -24,6 +24,7 @@ work=$(mktemp -d)
 # Its own secrets and host ports, so a `just up` cluster may run beside it.
 export VTASK_SECRETS="$work/secrets" VTASK_GRPC_PORTS=720 VTASK_HTTP_PORTS=920
 acked="$work/acked"     # lines "KEY N": N was acknowledged for KEY
+touch "$acked"
 tasks=6                 # one writer per task
 
 fail() { echo "compose-test: FAILED: $*" >&2; scripts/compose.sh compose logs --tail 40 >&2 || true; exit 1; }

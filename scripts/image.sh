@@ -27,7 +27,9 @@ done
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 root="$context/rootfs"
-mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/var/lib/vtask" "$root/tmp"
+mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/var/lib" "$root/tmp"
+# The data directory comes in a second COPY with --chown (see deploy/Dockerfile).
+mkdir -p "$context/data/vtask"
 for b in vtaskd vtask; do
     # Symbols are for debuggers, not for a deployed image.
     strip -o "$root/usr/local/bin/$b" "$bin/$b"
@@ -36,7 +38,7 @@ done
 # Every shared library the binaries load, at the path the loader expects,
 # and the loader itself.
 ldd "$bin/vtaskd" "$bin/vtask" |
-    awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
+    awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && NF > 1 { print $1 }' |
     sort -u |
     while read -r lib; do
         mkdir -p "$root$(dirname "$lib")"
