@@ -7,7 +7,25 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tonic::Status;
+/// A caller already holds as many open calls of a kind as it may.
+#[derive(Debug)]
+pub struct LimitReached {
+    what: &'static str,
+    setting: &'static str,
+    user: String,
+    held: usize,
+    max_per_user: usize,
+}
+
+impl std::fmt::Display for LimitReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "too many open {}: {} holds {} on this node, the limit is {} ({}); close one first",
+            self.what, self.user, self.held, self.max_per_user, self.setting
+        )
+    }
+}
 
 /// The largest request the public API decodes. Every string and list in a
 /// request is bounded too (vtask_model::validate), but their product is
@@ -44,15 +62,19 @@ impl OpenCalls {
         })
     }
 
-    /// A slot for `user`, or RESOURCE_EXHAUSTED naming the limit.
-    pub fn acquire(self: &Arc<OpenCalls>, user: &str) -> Result<Slot, Status> {
+    /// A slot for `user`, or the limit it has reached (RESOURCE_EXHAUSTED
+    /// at the door).
+    pub fn acquire(self: &Arc<OpenCalls>, user: &str) -> Result<Slot, LimitReached> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let held = open.entry(user.to_string()).or_insert(0);
         if *held >= self.max_per_user {
-            return Err(Status::resource_exhausted(format!(
-                "too many open {}: {user} holds {held} on this node, the limit is {} ({}); close one first",
-                self.what, self.max_per_user, self.setting
-            )));
+            return Err(LimitReached {
+                what: self.what,
+                setting: self.setting,
+                user: user.to_string(),
+                held: *held,
+                max_per_user: self.max_per_user,
+            });
         }
         *held += 1;
         Ok(Slot {
@@ -89,14 +111,10 @@ mod tests {
         let calls = OpenCalls::new("watches", "max_watches_per_user", 2);
         let a = calls.acquire("alice").unwrap();
         let _b = calls.acquire("alice").unwrap();
-        let refused = calls.acquire("alice").err().unwrap();
-        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        let refused = calls.acquire("alice").err().unwrap().to_string();
         assert!(
-            refused
-                .message()
-                .contains("the limit is 2 (max_watches_per_user)"),
-            "{}",
-            refused.message()
+            refused.contains("alice holds 2 on this node, the limit is 2 (max_watches_per_user)"),
+            "{refused}"
         );
         let _other = calls.acquire("bob").unwrap();
         drop(a);

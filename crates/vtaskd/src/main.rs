@@ -18,6 +18,7 @@ mod node;
 mod planted;
 mod proposer;
 mod raft_service;
+mod service;
 mod tls;
 
 use std::process::ExitCode;
@@ -254,7 +255,7 @@ async fn run(
     }
     let auth = start_auth(&config.auth)?;
     reload_on_sighup(auth.clone())?;
-    let gate = api::Gate {
+    let gate = service::Gate {
         auth,
         watches: limits::OpenCalls::new(
             "watches",
@@ -265,6 +266,7 @@ async fn run(
     };
     let node = Node::start(&config).await?;
     housekeeping::start(node.clone());
+    let tasks = service::TaskService::new(node.clone(), gate);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -319,9 +321,9 @@ async fn run(
                 }
             },
         ))
-        .add_service(api::task_service(node.clone(), gate.clone()))
-        .add_service(api::task_manager_service(node.clone(), gate.clone()))
-        .add_service(api::cluster_service(node.clone(), gate))
+        .add_service(api::task_service(tasks.clone()))
+        .add_service(api::task_manager_service(tasks.clone()))
+        .add_service(api::cluster_service(tasks))
         .serve_with_incoming_shutdown(
             // Without nodelay on every accepted socket, Nagle's algorithm and
             // delayed ACKs add ~40 ms to each small reply.
