@@ -106,7 +106,9 @@ macro_rules! mutation {
     };
 }
 
-mutation!(v1::CancelTaskRequest, "CancelTask", |r| Ok(Command::from(r)));
+mutation!(v1::CancelTaskRequest, "CancelTask", |r| Ok(Command::from(
+    r
+)));
 mutation!(v1::UpdateProgressRequest, "UpdateProgress", |r| {
     Command::try_from(r)
 });
@@ -116,7 +118,9 @@ mutation!(v1::SetTaskStateRequest, "SetTaskState", |r| {
 mutation!(v1::SetTaskDescriptionRequest, "SetTaskDescription", |r| {
     Command::try_from(r)
 });
-mutation!(v1::CreateTaskRequest, "CreateTask", |r| Command::try_from(r));
+mutation!(v1::CreateTaskRequest, "CreateTask", |r| Command::try_from(
+    r
+));
 mutation!(v1::ReadNextTasksRequest, "ReadNextTasks", |r| Ok(
     Command::ReadNextTasks {
         collector: r.collector,
@@ -269,7 +273,9 @@ type WatchStream = std::pin::Pin<
     Box<dyn futures::Stream<Item = Result<v1::WatchTasksResponse, Status>> + Send + 'static>,
 >;
 
-fn watch_response(event: Result<WatchEvent, ServiceError>) -> Result<v1::WatchTasksResponse, Status> {
+fn watch_response(
+    event: Result<WatchEvent, ServiceError>,
+) -> Result<v1::WatchTasksResponse, Status> {
     let event = event.map_err(status)?;
     let kind = match event.kind {
         EventKind::Current => v1::ChangeKind::Current,
@@ -376,9 +382,9 @@ impl task_manager_server::TaskManager for Api {
         let request = request.into_inner();
         let target = match request.selector {
             Some(v1::watch_tasks_request::Selector::Task(key)) => WatchTarget::Task(key),
-            Some(v1::watch_tasks_request::Selector::Filter(spec)) => WatchTarget::Filter(
-                TaskFilterSpec::try_from(spec).map_err(fault_status)?,
-            ),
+            Some(v1::watch_tasks_request::Selector::Filter(spec)) => {
+                WatchTarget::Filter(TaskFilterSpec::try_from(spec).map_err(fault_status)?)
+            }
             Some(v1::watch_tasks_request::Selector::All(_)) => WatchTarget::All,
             None => {
                 return Err(fault_status(MethodFault::invalid_argument(

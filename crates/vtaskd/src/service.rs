@@ -609,7 +609,9 @@ impl TaskService {
                 .await
                 .is_ok_and(|r| r.is_err())
             {
-                return Err(ServiceError::Unavailable("the node is shutting down".into()));
+                return Err(ServiceError::Unavailable(
+                    "the node is shutting down".into(),
+                ));
             }
         }
     }
@@ -787,11 +789,7 @@ async fn watch(
             Ok(None) => {
                 // The changes since `next` went with their removed tasks
                 // (D16): say so, and start over from the current state.
-                if tx
-                    .send(event(next, EventKind::Resync, None))
-                    .await
-                    .is_err()
-                {
+                if tx.send(event(next, EventKind::Resync, None)).await.is_err() {
                     return;
                 }
                 next = 0;
@@ -820,7 +818,11 @@ async fn watch(
                 continue;
             }
             if tx
-                .send(event(change.revision, change.kind.into(), Some(change.info)))
+                .send(event(
+                    change.revision,
+                    change.kind.into(),
+                    Some(change.info),
+                ))
                 .await
                 .is_err()
             {
