@@ -31,17 +31,7 @@ make_secrets() {
     # The image makes the token and its hash, so no host build is needed.
     (umask 077; docker run --rm "$VTASK_IMAGE" new-token >"$secrets/admin.token")
     hash=$(docker run --rm "$VTASK_IMAGE" hash-token "$(cat "$secrets/admin.token")")
-    cat >"$secrets/users.toml" <<USERS
-# Made by scripts/compose.sh. Add users with: docker run --rm $VTASK_IMAGE hash-token <TOKEN>
-[roles]
-admin = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View"]
-viewer = ["System.View"]
-
-[[users]]
-name = "admin"
-token_sha256 = "$hash"
-roles = ["admin"]
-USERS
+    scripts/users.sh "$hash" scripts/compose.sh >"$secrets/users.toml"
     # Compose bind-mounts secret files as they are: the node runs as uid
     # 10001, which must read its key and the users file, and nobody else.
     chown 10001:10001 "$secrets"/node-*-key.pem "$secrets/users.toml"

@@ -43,17 +43,8 @@ up() {
         (umask 077; "$vtaskd" new-token >"$dir/admin.token")
         export VTASK_TOKEN
         VTASK_TOKEN=$(cat "$dir/admin.token")
-        cat >"$dir/users.toml" <<EOF
-# Made by scripts/dev.sh up. Add users with: vtaskd hash-token <TOKEN>
-[roles]
-admin = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View"]
-viewer = ["System.View"]
-
-[[users]]
-name = "admin"
-token_sha256 = "$(printf '%s\n' "$VTASK_TOKEN" | "$vtaskd" hash-token)"
-roles = ["admin"]
-EOF
+        scripts/users.sh "$(printf '%s\n' "$VTASK_TOKEN" | "$vtaskd" hash-token)" "scripts/dev.sh up" \
+            >"$dir/users.toml"
         auth=(--auth-file "$dir/users.toml")
         if command -v openssl >/dev/null; then
             scripts/certs.sh "$dir/certs" 3 >/dev/null

@@ -29,17 +29,7 @@ if [ ! -f "$dir/users/users.toml" ]; then
     (umask 077; openssl rand -hex 32 >"$dir/admin.token")
     # vtaskd hash-token: the SHA-256 of the token's bytes, in hex.
     hash=$(printf %s "$(cat "$dir/admin.token")" | openssl dgst -sha256 -r | cut -d' ' -f1)
-    cat >"$dir/users/users.toml" <<USERS
-# Made by scripts/k8s-secrets.sh. Add users with: vtaskd hash-token <TOKEN>
-[roles]
-admin = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View"]
-viewer = ["System.View"]
-
-[[users]]
-name = "admin"
-token_sha256 = "$hash"
-roles = ["admin"]
-USERS
+    scripts/users.sh "$hash" scripts/k8s-secrets.sh >"$dir/users/users.toml"
 fi
 
 # A Secret's data: every file of a directory, base64 on one line.

@@ -868,7 +868,8 @@ async fn a_member_that_lost_its_data_rejoins() {
 }
 
 /// Every node serves gRPC server reflection (so `grpcurl` works without
-/// proto files) and the standard health service.
+/// proto files; it lists google.longrunning.Operations too, issue 18) and
+/// the standard health service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_and_health_are_served_by_every_node() {
     use tonic_health::pb::health_check_response::ServingStatus;
@@ -907,6 +908,7 @@ async fn reflection_and_health_are_served_by_every_node() {
             "vtask.v1.Task",
             "vtask.v1.TaskManager",
             "vtask.v1.Cluster",
+            "google.longrunning.Operations",
             "grpc.health.v1.Health",
         ] {
             assert!(

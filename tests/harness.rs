@@ -7,7 +7,6 @@
 //! or at `$VTASKD_BIN`.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,13 +63,6 @@ pub struct Cluster {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The vtaskd binary of this build.
 pub fn vtaskd_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("VTASKD_BIN") {
@@ -101,14 +93,15 @@ impl Cluster {
             .tempdir()?;
         let mut nodes = BTreeMap::new();
         let host = config.advertise_host.as_deref().unwrap_or("127.0.0.1");
+        let mut ports = vtask_check::cluster::free_ports(2 * config.nodes as usize)?.into_iter();
         for id in 1..=config.nodes {
             let node_dir = dir.path().join(format!("node-{id}"));
             nodes.insert(
                 id,
                 NodeProcess {
                     id,
-                    grpc: format!("{host}:{}", free_port()),
-                    http: format!("127.0.0.1:{}", free_port()),
+                    grpc: format!("{host}:{}", ports.next().expect("a port per node")),
+                    http: format!("127.0.0.1:{}", ports.next().expect("a port per node")),
                     data_dir: node_dir.join("data"),
                     log: node_dir.join("vtaskd.log"),
                     child: None,

@@ -43,11 +43,25 @@ pub struct LocalCluster {
     pub unexpected_exits: Vec<(u64, String)>,
 }
 
-fn free_port() -> Result<u16, RunError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| RunError::Cluster(format!("finding a free port: {e}")))
+/// `n` distinct free ports on loopback, for the nodes of a local cluster.
+/// The listeners stay open until all are picked: a port released at once
+/// may come back from the next bind (two nodes of one cluster once got the
+/// same gRPC port), and no port is handed out twice in this process.
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        if handed_out.insert(port) {
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    Ok(ports)
 }
 
 impl LocalCluster {
@@ -60,6 +74,9 @@ impl LocalCluster {
             )));
         }
         let mut processes = BTreeMap::new();
+        let mut ports = free_ports(2 * nodes as usize)
+            .map_err(|e| RunError::Cluster(format!("finding free ports: {e}")))?
+            .into_iter();
         for id in 1..=nodes {
             let node_dir = dir.join(format!("node-{id}"));
             std::fs::create_dir_all(&node_dir)
@@ -68,8 +85,8 @@ impl LocalCluster {
                 id,
                 NodeProcess {
                     id,
-                    grpc: format!("127.0.0.1:{}", free_port()?),
-                    http: format!("127.0.0.1:{}", free_port()?),
+                    grpc: format!("127.0.0.1:{}", ports.next().expect("two ports per node")),
+                    http: format!("127.0.0.1:{}", ports.next().expect("two ports per node")),
                     data_dir: node_dir.join("data"),
                     log: node_dir.join("vtaskd.log"),
                     child: None,

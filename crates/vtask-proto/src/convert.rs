@@ -22,6 +22,7 @@ use vtask_model::{
     TaskFilterSpec, TaskInfo, TaskKey, TaskReason, TimeOption, Timestamp,
 };
 
+use crate::google::rpc::Status as RpcStatus;
 use crate::v1;
 use crate::METHOD_FAULT_TYPE_URL;
 
@@ -820,34 +821,30 @@ pub fn fault_code(kind: &FaultKind) -> tonic::Code {
     }
 }
 
-/// `google.rpc.Status`, the message gRPC's richer error model puts in the
-/// `grpc-status-details-bin` trailer. Declared here so that no crate of
-/// Google's RPC types is needed for three fields.
-#[derive(Clone, PartialEq, Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<prost_types::Any>,
-}
-
-/// The status a call that failed with `fault` answers with: the code of
-/// [`fault_code`], the fault's message (the standard one when it has none),
-/// and the fault itself in the details.
-pub fn fault_to_status(fault: &MethodFault) -> tonic::Status {
-    let code = fault_code(&fault.kind);
-    let message = fault.message();
-    let details = RpcStatus {
-        code: code as i32,
-        message: message.clone(),
+/// The `google.rpc.Status` of a fault: the code of [`fault_code`], the
+/// fault's message (the standard one when it has none), and the fault itself
+/// in the details. gRPC's richer error model carries it in the
+/// `grpc-status-details-bin` trailer; a failed Operation carries it as its
+/// `error`.
+pub fn fault_to_rpc_status(fault: &MethodFault) -> RpcStatus {
+    RpcStatus {
+        code: fault_code(&fault.kind) as i32,
+        message: fault.message(),
         details: vec![prost_types::Any {
             type_url: METHOD_FAULT_TYPE_URL.to_string(),
             value: v1::MethodFault::from(fault.clone()).encode_to_vec(),
         }],
-    };
-    tonic::Status::with_details(code, message, details.encode_to_vec().into())
+    }
+}
+
+/// The status a call that failed with `fault` answers with.
+pub fn fault_to_status(fault: &MethodFault) -> tonic::Status {
+    let details = fault_to_rpc_status(fault);
+    tonic::Status::with_details(
+        fault_code(&fault.kind),
+        details.message.clone(),
+        details.encode_to_vec().into(),
+    )
 }
 
 /// The fault a status carries in its details, if it carries a readable one.

@@ -22,6 +22,25 @@ pub mod raft {
     }
 }
 
+/// Google's API types that vtask serves (`proto/google/`, copied verbatim
+/// from googleapis-common-protos by `scripts/googleapis-protos.sh`): the
+/// `google.longrunning.Operations` view of the tasks (AIP-151), and what it
+/// imports.
+pub mod google {
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod longrunning {
+        tonic::include_proto!("google.longrunning");
+    }
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
+}
+
 /// The slice of etcd 3.4's v3 API (`proto/etcd/`) that `vtask bench --target
 /// etcd` drives, so vtask and etcd are measured by one tool. Not part of
 /// vtask's API and not in [`FILE_DESCRIPTOR_SET`].
@@ -42,3 +61,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("vtas
 
 /// The type URL of [`v1::MethodFault`] inside a `google.protobuf.Any`.
 pub const METHOD_FAULT_TYPE_URL: &str = "type.googleapis.com/vtask.v1.MethodFault";
+/// The type URL of [`v1::TaskInfo`], an Operation's `metadata`.
+pub const TASK_INFO_TYPE_URL: &str = "type.googleapis.com/vtask.v1.TaskInfo";
+/// The type URL of [`v1::AnyValue`], a finished Operation's `response`.
+pub const ANY_VALUE_TYPE_URL: &str = "type.googleapis.com/vtask.v1.AnyValue";

@@ -1014,6 +1014,8 @@ fn descriptor_set_holds_every_file_and_its_imports() {
         "google/protobuf/timestamp.proto",
         "google/protobuf/duration.proto",
         "google/protobuf/empty.proto",
+        "google/longrunning/operations.proto",
+        "google/rpc/status.proto",
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
@@ -1027,9 +1029,14 @@ fn descriptor_set_holds_every_file_and_its_imports() {
         })
         .collect();
     assert_eq!(
-        services.len(),
-        4,
-        "Task, TaskManager, Cluster, RaftService: {services:?}"
+        services,
+        [
+            "google.longrunning.Operations",
+            "vtask.raft.v1.RaftService",
+            "vtask.v1.Cluster",
+            "vtask.v1.Task",
+            "vtask.v1.TaskManager",
+        ],
     );
 }
 

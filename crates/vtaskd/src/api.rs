@@ -43,8 +43,8 @@ pub fn cluster_service(tasks: TaskService) -> cluster_server::ClusterServer<Api>
     cluster_server::ClusterServer::new(Api { tasks }).max_decoding_message_size(MAX_REQUEST_BYTES)
 }
 
-/// The one place a service error becomes a gRPC status.
-fn status(error: ServiceError) -> Status {
+/// The one place a service error becomes a gRPC status (for every gRPC door).
+pub(crate) fn status(error: ServiceError) -> Status {
     match error {
         ServiceError::Fault(fault) => fault_to_status(&fault),
         ServiceError::Unavailable(message) => Status::unavailable(message),

@@ -653,7 +653,7 @@ mod tests {
     }
 
     /// A pod knows its name, not its ordinal: --advertise picks the node id.
-    fn advertised(advertise: &str, node_id: Option<&str>) -> Result<Config, ConfigError> {
+    fn advertised(advertise: Option<&str>, node_id: Option<&str>) -> Result<Config, ConfigError> {
         let mut args = vec![
             "vtaskd",
             "--insecure",
@@ -665,9 +665,10 @@ mod tests {
             "/tmp/x",
             "--initial-cluster",
             "1=vtask-0.vtask:7001,2=vtask-1.vtask:7001,3=vtask-2.vtask:7001",
-            "--advertise",
-            advertise,
         ];
+        if let Some(advertise) = advertise {
+            args.extend(["--advertise", advertise]);
+        }
         if let Some(id) = node_id {
             args.extend(["--node-id", id]);
         }
@@ -676,43 +677,30 @@ mod tests {
 
     #[test]
     fn the_advertised_address_names_the_node_and_may_differ_from_listen() {
-        let config = advertised("vtask-1.vtask:7001", None).unwrap();
+        let config = advertised(Some("vtask-1.vtask:7001"), None).unwrap();
         assert_eq!(config.node_id, 2);
         assert_eq!(config.advertise, "vtask-1.vtask:7001");
         assert_eq!(config.listen, "0.0.0.0:7001".parse().unwrap());
-        assert_eq!(
-            advertised("vtask-1.vtask:7001", Some("2")).unwrap().node_id,
-            2
-        );
-        let err = advertised("vtask-7.vtask:7001", None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("is no member's address"), "{err}");
-        let err = advertised("vtask-1.vtask:7001", Some("3"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("is not node 3's address"), "{err}");
+        let same = advertised(Some("vtask-1.vtask:7001"), Some("2")).unwrap();
+        assert_eq!(same.node_id, 2);
+        let refusals = [
+            (Some("vtask-7.vtask:7001"), None, "is no member's address"),
+            (
+                Some("vtask-1.vtask:7001"),
+                Some("3"),
+                "is not node 3's address",
+            ),
+            // Neither: nothing names the node.
+            (None, None, "missing setting `node_id`"),
+        ];
+        for (advertise, node_id, expected) in refusals {
+            let err = advertised(advertise, node_id).unwrap_err().to_string();
+            assert!(err.contains(expected), "{advertise:?} {node_id:?}: {err}");
+        }
         // Without --advertise a node's own entry is its address.
         assert_eq!(
             Config::load(flags(&[])).unwrap().advertise,
             "127.0.0.1:7001"
-        );
-        let err = Config::load(Flags::parse_from([
-            "vtaskd",
-            "--insecure",
-            "--listen",
-            "0.0.0.0:7001",
-            "--http",
-            "0.0.0.0:9001",
-            "--data-dir",
-            "/tmp/x",
-            "--initial-cluster",
-            "1=vtask-0.vtask:7001",
-        ]))
-        .unwrap_err();
-        assert!(
-            err.to_string().starts_with("missing setting `node_id`"),
-            "{err}"
         );
     }
 

@@ -12,6 +12,7 @@ mod config;
 mod housekeeping;
 mod http;
 mod limits;
+mod longrunning;
 mod metrics;
 mod node;
 #[cfg(debug_assertions)]
@@ -283,6 +284,11 @@ async fn run(
     health_reporter
         .set_serving::<vtask_proto::v1::cluster_server::ClusterServer<api::ClusterApi>>()
         .await;
+    health_reporter
+        .set_serving::<vtask_proto::google::longrunning::operations_server::OperationsServer<
+            longrunning::LongRunning,
+        >>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(vtask_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -323,6 +329,7 @@ async fn run(
         ))
         .add_service(api::task_service(tasks.clone()))
         .add_service(api::task_manager_service(tasks.clone()))
+        .add_service(longrunning::operations_service(tasks.clone()))
         .add_service(api::cluster_service(tasks))
         .serve_with_incoming_shutdown(
             // Without nodelay on every accepted socket, Nagle's algorithm and
