@@ -130,6 +130,20 @@ impl LongRunning {
     fn caller<T>(&self, request: &Request<T>) -> Caller {
         self.tasks.auth().caller(request.metadata())
     }
+
+    /// The task of the Operation `name`, read linearizably for the caller.
+    async fn task<T>(&self, request: &Request<T>, name: &str) -> Result<TaskInfo, Status> {
+        let (info, _) = self
+            .tasks
+            .get_task(
+                &self.caller(request),
+                task_key(name)?,
+                Consistency::Linearizable,
+            )
+            .await
+            .map_err(status)?;
+        Ok(info)
+    }
 }
 
 #[tonic::async_trait]
@@ -174,13 +188,7 @@ impl Operations for LongRunning {
         &self,
         request: Request<lro::GetOperationRequest>,
     ) -> Result<Response<lro::Operation>, Status> {
-        let caller = self.caller(&request);
-        let key = task_key(&request.get_ref().name)?;
-        let (info, _) = self
-            .tasks
-            .get_task(&caller, key, Consistency::Linearizable)
-            .await
-            .map_err(status)?;
+        let info = self.task(&request, &request.get_ref().name).await?;
         Ok(Response::new(operation(info)))
     }
 
@@ -188,13 +196,7 @@ impl Operations for LongRunning {
         &self,
         request: Request<lro::DeleteOperationRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = self.caller(&request);
-        let key = task_key(&request.get_ref().name)?;
-        let (info, _) = self
-            .tasks
-            .get_task(&caller, key, Consistency::Linearizable)
-            .await
-            .map_err(status)?;
+        let info = self.task(&request, &request.get_ref().name).await?;
         let fault = if info.state.is_terminal() {
             MethodFault::not_supported(format!(
                 "{} is kept until retention removes it: vtask deletes no task on request",

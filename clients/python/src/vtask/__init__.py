@@ -18,6 +18,7 @@ are raised as :class:`MethodFault` subclasses named after the vSphere fault.
 The generated modules are ``vtask.v1.*_pb2`` and ``vtask.v1.*_pb2_grpc``.
 """
 
+from vtask import faults as _faults
 from vtask.client import DEFAULT_RETRY_FOR, DEFAULT_TIMEOUT, Client, Watch, WatchEvent
 from vtask.faults import (
     FAULT_CLASSES,
@@ -67,27 +68,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "State",
     "WatchKind",
-    "VtaskError",
-    "Unavailable",
-    "ProtocolError",
-    "MethodFault",
-    "NotSupported",
-    "RequestCanceled",
-    "ManagedObjectNotFound",
-    "InvalidArgument",
-    "SystemError",
-    "VimSystemError",
-    "SecurityError",
-    "NoPermission",
-    "NotAuthenticated",
-    "InvalidState",
-    "OutOfBounds",
-    "OtherFault",
-    "FAULT_CLASSES",
-    "METHOD_FAULT_TYPE_URL",
-    "fault_from_proto",
-    "fault_from_rpc_status",
-    "fault_from_status",
+    *_faults.__all__,
     "any_value",
     "value_of",
     "duration",
