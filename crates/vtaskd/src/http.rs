@@ -1,32 +1,158 @@
-//! The HTTP port: `/metrics` (Prometheus text), `/health`, and `/status`
-//! (JSON, with the state digest) for operators and tests.
+//! The HTTP port: `/metrics` (Prometheus text), `/health`, `/status`
+//! (JSON, with the state digest) for operators, probes and tests, and the
+//! web view at `/ui` (`ui.rs`).
+//!
+//! On a TLS node the port speaks both: a connection whose first byte opens
+//! a TLS handshake (0x16) gets TLS with the node's certificate and every
+//! route; a plain-text connection gets the probes' routes only (`/health`,
+//! `/metrics`, `/status`: no credentials, no task), and `/ui` answers with a
+//! redirect to https on the same port. So health checks (`vtaskd health`,
+//! compose and Kubernetes probes) keep working unchanged, and a token never
+//! crosses plain text on a node that has TLS.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio_rustls::rustls;
 
 use crate::node::Node;
+use crate::service::TaskService;
+use crate::tls::TlsFiles;
+
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+/// How long a new connection may take to send its first byte, and a TLS
+/// client its handshake.
+const FIRST_BYTES: Duration = Duration::from_secs(10);
+/// How long open connections get to finish once the node stops.
+const DRAIN: Duration = Duration::from_secs(5);
 
 pub async fn serve(
     addr: SocketAddr,
     node: Node,
+    tasks: TaskService,
+    tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = Router::new()
+    let acceptor = tls
+        .as_ref()
+        .map(server_config)
+        .transpose()?
+        .map(tokio_rustls::TlsAcceptor::from);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let probes = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/status", get(status))
-        .with_state(node);
+        .with_state(node.clone());
+    let ui = crate::ui::Ui::new(tasks, node.id, acceptor.is_some(), stop_rx);
+    let full = probes.clone().merge(crate::ui::routes(ui));
+    let plain = match acceptor {
+        None => full.clone(),
+        Some(_) => probes.fallback(crate::ui::tls_only),
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding the HTTP port {addr}: {e}"))?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, go on.
+                    tracing::warn!("HTTP port {addr}: accepting: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Small replies and events: without nodelay, Nagle's algorithm and
+        // delayed ACKs hold each for ~40 ms.
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let (full, plain, acceptor) = (full.clone(), plain.clone(), acceptor.clone());
+        tokio::spawn(async move {
+            let Some(acceptor) = acceptor else {
+                return serve_connection(stream, full, watcher).await;
+            };
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(FIRST_BYTES, stream.peek(&mut first)).await {
+                Ok(Ok(1)) => {}
+                _ => return,
+            }
+            if first[0] != TLS_HANDSHAKE {
+                return serve_connection(stream, plain, watcher).await;
+            }
+            match tokio::time::timeout(FIRST_BYTES, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, full, watcher).await,
+                Ok(Err(e)) => tracing::debug!("HTTP port: TLS handshake: {e}"),
+                Err(_) => {}
+            }
+        });
+    }
+    // Event streams end; idle connections close, busy ones finish their reply.
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP port: connections still open after {DRAIN:?}; closing them");
+    }
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it closes, or the
+/// node stops and its last reply is done.
+async fn serve_connection<S>(
+    stream: S,
+    routes: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(routes));
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!("HTTP port: {e}");
+    }
+}
+
+/// TLS on the HTTP port: this node's certificate, as on the gRPC port; no
+/// client certificate asked for (a browser would prompt for one).
+fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use std::io::BufReader;
+    let open = |path: &std::path::Path| {
+        std::fs::File::open(path)
+            .map(BufReader::new)
+            .with_context(|| format!("reading {}", path.display()))
+    };
+    let certs = rustls_pemfile::certs(&mut open(&files.cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("tls_cert {}", files.cert.display()))?;
+    let key = rustls_pemfile::private_key(&mut open(&files.key)?)
+        .with_context(|| format!("tls_key {}", files.key.display()))?
+        .with_context(|| format!("tls_key {} holds no private key", files.key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS settings of the HTTP port")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("TLS certificate of the HTTP port")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 async fn metrics(State(node): State<Node>) -> String {

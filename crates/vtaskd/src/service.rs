@@ -690,9 +690,20 @@ impl TaskService {
     /// Cluster.Status: this node's view of membership, positions and the
     /// state digest.
     pub async fn status(&self) -> Result<NodeStatus> {
-        let metrics = self.node.raft.metrics().borrow().clone();
         let read = self.node.read.clone();
         let (applied_index, state_digest) = blocking(move || read.digest()).await?;
+        Ok(self.positions(applied_index, state_digest))
+    }
+
+    /// [`TaskService::status`] without the state digest (`state_digest`
+    /// empty), which reads the whole state: cheap enough for a page to poll
+    /// every second (the web view's cluster page).
+    pub fn status_without_digest(&self) -> NodeStatus {
+        self.positions(self.node.read.applied().index, String::new())
+    }
+
+    fn positions(&self, applied_index: u64, state_digest: String) -> NodeStatus {
+        let metrics = self.node.raft.metrics().borrow().clone();
         let role_of = |id: u64| -> Role {
             if id == self.node.id {
                 match metrics.state {
@@ -718,7 +729,7 @@ impl TaskService {
                 matched_index: replication.get(id).map(|m| m.map_or(0, |l| l.index)),
             })
             .collect();
-        Ok(NodeStatus {
+        NodeStatus {
             node_id: self.node.id,
             members,
             leader_id: metrics.current_leader,
@@ -730,7 +741,7 @@ impl TaskService {
                 .max(applied_index),
             applied_index,
             state_digest,
-        })
+        }
     }
 }
 
