@@ -656,6 +656,9 @@ impl TaskService {
         target: WatchTarget,
         start_revision: u64,
     ) -> Result<tokio::sync::mpsc::Receiver<Result<WatchEvent>>> {
+        // The barrier comes first: a task created just before the call must
+        // be found here even when this node has not applied it yet.
+        self.before_read(Consistency::Linearizable).await?;
         let selector = match target {
             WatchTarget::Task(key) => {
                 bounded_name("key", &key)?;
@@ -676,7 +679,6 @@ impl TaskService {
             .gate
             .watches
             .acquire(caller.name().unwrap_or_default())?;
-        self.before_read(Consistency::Linearizable).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
         let read = self.node.read.clone();
         tokio::spawn(async move {
