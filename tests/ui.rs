@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::TcpStream;
 use vtask_client::Client;
 use vtask_model::{CreateTask, MoRef};
-use vtask_tests::{Cluster, ClusterConfig};
+use vtask_tests::{certs, hash_token, tls_args, Cluster, ClusterConfig};
 
 /// One HTTP/1.0 exchange (the reply ends with the connection, unchunked):
 /// the status, the head and the body.
@@ -258,14 +258,6 @@ async fn the_event_stream_resumes_on_another_node_after_its_last_event_id() {
     assert!(end.await.is_ok(), "the stream outlived its node");
 }
 
-fn hash(token: &str) -> String {
-    let out = std::process::Command::new(vtask_tests::vtaskd_bin())
-        .args(["hash-token", token])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// An admin, a reporter (no Global.CancelTask) and an outsider (no System.View).
 fn users(dir: &Path) -> PathBuf {
     let path = dir.join("users.toml");
@@ -280,7 +272,7 @@ fn users(dir: &Path) -> PathBuf {
     ] {
         text.push_str(&format!(
             "[[users]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = [\"{role}\"]\n",
-            hash(&format!("tok-{name}"))
+            hash_token(&format!("tok-{name}"))
         ));
     }
     std::fs::write(&path, text).unwrap();
@@ -484,33 +476,19 @@ async fn mutations_need_this_origin_and_callers_get_the_services_refusals() {
     assert!(body.contains("/ui/app.js"));
 }
 
-fn certs(dir: &Path) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/certs.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg(dir)
-        .arg("3")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scripts/certs.sh: {out:?}");
-    dir.to_path_buf()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_node_serves_the_view_over_tls_only_and_its_probes_in_plain_text() {
     let dir = tempfile::tempdir().unwrap();
     let certs = certs(&dir.path().join("certs"));
     let cluster = Cluster::start(ClusterConfig {
-        extra_args: vec![
-            "--auth-file".into(),
-            users(dir.path()).display().to_string(),
-            "--tls-cert".into(),
-            certs.join("node-{id}.pem").display().to_string(),
-            "--tls-key".into(),
-            certs.join("node-{id}-key.pem").display().to_string(),
-            "--tls-ca".into(),
-            certs.join("ca.pem").display().to_string(),
-        ],
+        extra_args: [
+            vec![
+                "--auth-file".into(),
+                users(dir.path()).display().to_string(),
+            ],
+            tls_args(&certs),
+        ]
+        .concat(),
         ..ClusterConfig::default()
     })
     .await

@@ -11,17 +11,14 @@
 //! crosses plain text on a node that has TLS.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio_rustls::rustls;
 
 use crate::node::Node;
 use crate::service::TaskService;
@@ -44,7 +41,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let acceptor = tls
         .as_ref()
-        .map(server_config)
+        .map(crate::tls::http_config)
         .transpose()?
         .map(tokio_rustls::TlsAcceptor::from);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -126,33 +123,6 @@ async fn serve_connection<S>(
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!("HTTP port: {e}");
     }
-}
-
-/// TLS on the HTTP port: this node's certificate, as on the gRPC port; no
-/// client certificate asked for (a browser would prompt for one).
-fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    use std::io::BufReader;
-    let open = |path: &std::path::Path| {
-        std::fs::File::open(path)
-            .map(BufReader::new)
-            .with_context(|| format!("reading {}", path.display()))
-    };
-    let certs = rustls_pemfile::certs(&mut open(&files.cert)?)
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("tls_cert {}", files.cert.display()))?;
-    let key = rustls_pemfile::private_key(&mut open(&files.key)?)
-        .with_context(|| format!("tls_key {}", files.key.display()))?
-        .with_context(|| format!("tls_key {} holds no private key", files.key.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS settings of the HTTP port")?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .context("TLS certificate of the HTTP port")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }
 
 async fn metrics(State(node): State<Node>) -> String {

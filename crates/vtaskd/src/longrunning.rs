@@ -20,8 +20,8 @@ use std::time::Duration;
 use prost::Message;
 use tonic::{Request, Response, Status};
 use vtask_model::{
-    Caller, Command, FilterByEntity, FilterByTime, FilterByUsername, MethodFault, MoRef,
-    RecursionOption, State, TaskFilterSpec, TaskInfo, TimeOption,
+    Caller, Command, FilterByEntity, FilterByTime, FilterByUsername, MethodFault, MoRef, State,
+    TaskFilterSpec, TaskInfo, TimeOption,
 };
 use vtask_proto::convert::{duration_to_millis, fault_to_rpc_status, timestamp_from_proto};
 use vtask_proto::google::longrunning::{
@@ -363,20 +363,14 @@ fn add_term(spec: &mut TaskFilterSpec, field: &str, value: &str) -> Result<(), S
             if spec.entity.is_some() {
                 return Err("a filter names one entity".into());
             }
-            let (type_, id) = value
-                .split_once(':')
-                .filter(|(t, v)| !t.is_empty() && !v.is_empty())
-                .ok_or_else(|| {
-                    format!("entity: {value:?} is not Type:value, as VirtualMachine:vm-42")
-                })?;
-            spec.entity = Some(FilterByEntity {
-                entity: MoRef::new(type_, id),
-                recursion: RecursionOption::Itself,
-            });
+            let entity = MoRef::parse(value).ok_or_else(|| {
+                format!("entity: {value:?} is not Type:value, as VirtualMachine:vm-42")
+            })?;
+            spec.entity = Some(FilterByEntity::itself(entity));
         }
         "initiator" => spec
             .user_name
-            .get_or_insert_with(FilterByUsername::default)
+            .get_or_insert_with(|| FilterByUsername::users(Vec::new()))
             .user_list
             .push(value.to_string()),
         "activation_id" => spec.activation_id.push(value.to_string()),
@@ -559,6 +553,7 @@ fn term(tokens: &[Token]) -> Result<(Term, &[Token]), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vtask_model::RecursionOption;
     use vtask_model::Timestamp;
 
     fn at(text: &str) -> Timestamp {

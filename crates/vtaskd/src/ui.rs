@@ -44,7 +44,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use vtask_model::{
     Caller, Command, FilterByEntity, FilterByUsername, MethodFault, MoRef, Privilege,
-    RecursionOption, State as TaskState, TaskFilterSpec,
+    State as TaskState, TaskFilterSpec,
 };
 
 use crate::service::{Consistency, EventKind, Role, ServiceError, TaskService, WatchTarget};
@@ -461,23 +461,17 @@ impl Query {
     fn filter(&self, with_state: bool) -> Result<TaskFilterSpec, MethodFault> {
         let mut spec = TaskFilterSpec::default();
         if let Some(entity) = self.get("entity") {
-            let (type_, value) = entity.split_once(':').ok_or_else(|| {
+            let entity = MoRef::parse(entity).ok_or_else(|| {
                 MethodFault::invalid_argument(
                     "entity",
                     "A specified parameter was not correct: entity is TYPE:VALUE, e.g. VirtualMachine:vm-42",
                 )
             })?;
-            spec.entity = Some(FilterByEntity {
-                entity: MoRef::new(type_, value),
-                recursion: RecursionOption::Itself,
-            });
+            spec.entity = Some(FilterByEntity::itself(entity));
         }
         let users = self.list("initiator");
         if !users.is_empty() {
-            spec.user_name = Some(FilterByUsername {
-                system_user: false,
-                user_list: users,
-            });
+            spec.user_name = Some(FilterByUsername::users(users));
         }
         if with_state {
             for state in self.list("state") {
