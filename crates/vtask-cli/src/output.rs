@@ -313,3 +313,52 @@ mod tests {
         );
     }
 }
+
+/// A backup file's header and check (`vtask snapshot save|status`).
+pub fn print_snapshot(
+    format: Format,
+    file: &std::path::Path,
+    summary: &vtask_snapfile::Summary,
+    info: Option<&v1::SnapshotInfo>,
+) {
+    let h = &summary.header;
+    match format {
+        Format::Json | Format::Key => println!(
+            "{}",
+            serde_json::json!({
+                "file": file.display().to_string(),
+                "formatVersion": summary.version,
+                "clusterId": h.cluster_id,
+                "appliedIndex": h.applied_index,
+                "tasks": h.tasks,
+                "revision": h.revision,
+                "stateDigest": h.digest,
+                "createdUnixMs": h.created_unix_ms,
+                "records": summary.records,
+                "checksum": summary.checksum,
+                "checksumOk": true,
+                "savedFrom": info.map(|_| true),
+            })
+        ),
+        Format::Table => {
+            println!("file            {}", file.display());
+            println!("format version  {}", summary.version);
+            println!(
+                "origin cluster  {}",
+                h.cluster_id.as_deref().unwrap_or("(none)")
+            );
+            println!("applied index   {}", h.applied_index);
+            match h.tasks {
+                Some(tasks) => println!("tasks           {tasks}"),
+                None => println!("tasks           (not recorded)"),
+            }
+            println!("revision        {}", h.revision);
+            println!(
+                "state digest    {}",
+                h.digest.as_deref().unwrap_or("(not recorded)")
+            );
+            println!("records         {}", summary.records);
+            println!("checksum        ok (sha256 {})", summary.checksum);
+        }
+    }
+}

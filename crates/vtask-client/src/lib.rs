@@ -299,6 +299,19 @@ impl Client {
         Ok(reply)
     }
 
+    /// `Cluster.SaveSnapshot` (needs `Cluster.Admin`): a backup's chunks as
+    /// the answering node streams them; the last one carries its info.
+    pub async fn save_snapshot(&self) -> Result<tonic::Streaming<v1::SaveSnapshotChunk>, Error> {
+        let response = self
+            .call(|ch| async move {
+                v1::cluster_client::ClusterClient::new(ch)
+                    .save_snapshot(self.request(v1::SaveSnapshotRequest {}))
+                    .await
+            })
+            .await?;
+        Ok(response.into_inner())
+    }
+
     /// `TaskManager.CreateTask`: the new task.
     pub async fn create_task(&self, args: CreateTask) -> Result<TaskInfo, Error> {
         let mut message = v1::CreateTaskRequest::from(args);

@@ -191,14 +191,19 @@ pub enum Privilege {
     GlobalCancelTask,
     #[serde(rename = "System.View")]
     SystemView,
+    /// Cluster operations (issue #15): `Cluster.SaveSnapshot`. Not a
+    /// vSphere privilege; no task method needs it.
+    #[serde(rename = "Cluster.Admin")]
+    ClusterAdmin,
 }
 
 impl Privilege {
-    pub const ALL: [Privilege; 4] = [
+    pub const ALL: [Privilege; 5] = [
         Privilege::TaskCreate,
         Privilege::TaskUpdate,
         Privilege::GlobalCancelTask,
         Privilege::SystemView,
+        Privilege::ClusterAdmin,
     ];
 
     pub fn id(self) -> &'static str {
@@ -207,6 +212,7 @@ impl Privilege {
             Privilege::TaskUpdate => "Task.Update",
             Privilege::GlobalCancelTask => "Global.CancelTask",
             Privilege::SystemView => "System.View",
+            Privilege::ClusterAdmin => "Cluster.Admin",
         }
     }
 
@@ -226,7 +232,7 @@ pub struct Privileges(u8);
 
 impl Privileges {
     pub const NONE: Privileges = Privileges(0);
-    pub const ALL: Privileges = Privileges(0b1111);
+    pub const ALL: Privileges = Privileges(0b1_1111);
 
     pub fn of(list: &[Privilege]) -> Privileges {
         Privileges(list.iter().fold(0, |bits, p| bits | p.bit()))

@@ -206,7 +206,8 @@ fn privilege_ids() {
             "Task.Create",
             "Task.Update",
             "Global.CancelTask",
-            "System.View"
+            "System.View",
+            "Cluster.Admin"
         ]
     );
     for p in Privilege::ALL {

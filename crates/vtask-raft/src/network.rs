@@ -20,7 +20,7 @@ use vtask_proto::raft::v1::RaftRequest;
 use vtask_store::{NodeId, TypeConfig};
 
 use crate::codec::{self, decode, encode};
-use crate::MAX_MESSAGE_BYTES;
+use crate::{SharedClusterId, MAX_MESSAGE_BYTES};
 
 /// Creates the clients openraft uses to reach each peer; the channels are
 /// shared and kept for the life of the node.
@@ -31,6 +31,10 @@ pub struct Network {
     routes: Arc<HashMap<NodeId, String>>,
     /// Mutual TLS to the peers: the cluster CA and this node's certificate.
     tls: Option<ClientTlsConfig>,
+    /// The cluster this node belongs to, sent with every call
+    /// ([`crate::CLUSTER_ID_HEADER`]) so that a node of another cluster
+    /// refuses it.
+    cluster_id: SharedClusterId,
 }
 
 impl Network {
@@ -44,7 +48,15 @@ impl Network {
             channels: Arc::default(),
             routes: Arc::new(routes),
             tls: None,
+            cluster_id: SharedClusterId::default(),
         }
+    }
+
+    /// Sends this cluster id (shared: the node learns it at its first
+    /// contact) with every call.
+    pub fn with_cluster_id(mut self, cluster_id: SharedClusterId) -> Network {
+        self.cluster_id = cluster_id;
+        self
     }
 
     /// Dials every peer over TLS with this configuration (which carries
@@ -91,6 +103,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.addr.clone(),
             client,
+            cluster_id: self.cluster_id.clone(),
         }
     }
 }
@@ -100,6 +113,7 @@ pub struct Peer {
     target: NodeId,
     addr: String,
     client: Option<RaftServiceClient<Channel>>,
+    cluster_id: SharedClusterId,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
@@ -145,9 +159,14 @@ fn transport_error<E: std::error::Error>(status: &tonic::Status) -> RPCError<Nod
     }
 }
 
-fn with_deadline<T>(message: T, option: &RPCOption) -> tonic::Request<T> {
+fn with_deadline<T>(
+    message: T,
+    option: &RPCOption,
+    cluster_id: &SharedClusterId,
+) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(option.hard_ttl());
+    crate::add_cluster_id(&mut request, cluster_id);
     request
 }
 
@@ -165,6 +184,7 @@ impl RaftNetwork<TypeConfig> for Peer {
                     payload: encode(&rpc),
                 },
                 &option,
+                &self.cluster_id,
             ))
             .await;
         crate::APPEND_ENTRIES.record(started.elapsed());
@@ -178,7 +198,11 @@ impl RaftNetwork<TypeConfig> for Peer {
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
         let mut client = self.client()?;
         let reply = client
-            .install_snapshot(with_deadline(codec::snapshot_chunk(rpc), &option))
+            .install_snapshot(with_deadline(
+                codec::snapshot_chunk(rpc),
+                &option,
+                &self.cluster_id,
+            ))
             .await;
         self.reply(reply)
     }
@@ -195,6 +219,7 @@ impl RaftNetwork<TypeConfig> for Peer {
                     payload: encode(&rpc),
                 },
                 &option,
+                &self.cluster_id,
             ))
             .await;
         self.reply(reply)

@@ -37,6 +37,11 @@ pub(crate) const STATE_CFS: [&str; 8] = [
     CF_REPLIES,
 ];
 
+/// The `raft_meta` key of the cluster id (a JSON string): which cluster
+/// this node's Raft state belongs to. Not part of the state machine, so not
+/// in snapshots' records nor in the state digest.
+pub(crate) const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
+
 /// The most WAL a node keeps before memtables are flushed.
 const MAX_TOTAL_WAL_BYTES: u64 = 64 << 20;
 /// The block cache shared by every column family.
@@ -67,6 +72,8 @@ pub enum StoreError {
         "data directory {path} holds value format {found}, this vtaskd writes {FORMAT_VERSION}"
     )]
     Format { path: PathBuf, found: u32 },
+    #[error("restore: {0}")]
+    Restore(String),
     #[error("missing from the store: {0}")]
     Missing(String),
     #[error("corrupt value in column family {cf}: {source}")]
@@ -93,7 +100,7 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachine), StoreError> {
 }
 
 impl Store {
-    fn open(dir: &Path) -> Result<Store, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<Store, StoreError> {
         let db_path = dir.join("db");
         std::fs::create_dir_all(dir.join("snapshots")).map_err(|source| StoreError::Io {
             path: dir.to_path_buf(),
@@ -141,7 +148,7 @@ impl Store {
         Ok(store)
     }
 
-    fn check_format(&self) -> Result<(), StoreError> {
+    pub(crate) fn check_format(&self) -> Result<(), StoreError> {
         match self.get::<u32>(CF_SM_META, b"format")? {
             Some(FORMAT_VERSION) => Ok(()),
             Some(found) => Err(StoreError::Format {
@@ -186,6 +193,20 @@ impl Store {
             Some(bytes) => decode(cf, &bytes).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The id of the cluster this node belongs to, if it knows one.
+    pub fn cluster_id(&self) -> Result<Option<String>, StoreError> {
+        self.get(CF_RAFT_META, CLUSTER_ID_KEY)
+    }
+
+    /// Records the cluster id, synced before it returns.
+    pub fn set_cluster_id(&self, id: &str) -> Result<(), StoreError> {
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(self.cf(CF_RAFT_META), CLUSTER_ID_KEY, encode(&id));
+        self.db.write_opt(batch, &opts).map_err(|e| self.rocks(e))
     }
 
     pub(crate) fn snapshot_dir(&self) -> PathBuf {

@@ -43,6 +43,8 @@ mod types;
 
 pub use db::{open, Store, StoreError};
 pub use log_store::LogStore;
+pub use snapshot::{restore, Restored};
+pub use vtask_snapfile as snapfile;
 pub use state_machine::{AppliedState, ReadView, StateMachine, SESSION_TTL_MILLIS};
 pub use types::{
     Batch, BatchReply, ChangeKind, ChangeRecord, ClientRef, Request, Session, TypeConfig,

@@ -1,42 +1,37 @@
 //! Snapshot files: built from a RocksDB point-in-time view, installed
-//! atomically in one `WriteBatch`.
-//!
-//! # File format (version 1)
-//!
-//! ```text
-//! "VTASKSNAP1\n"                       magic and version
-//! u32 BE length, JSON SnapshotMeta     what the snapshot covers
-//! records:  u8 column family (index into STATE_CFS),
-//!           u32 BE key length, key, u32 BE value length, value
-//! u8 0xFF                              end of records
-//! 32 bytes                             SHA-256 of everything before it
-//! ```
+//! atomically in one `WriteBatch`. The file format is `vtask-snapfile`'s
+//! (version 2; version 1 files are still read); a backup
+//! (`vtask snapshot save`) is such a file with the state digest, the task
+//! count and the cluster id of origin in its header ([`write_backup`]), and
+//! `vtaskd restore` seeds a new cluster's data directory from one
+//! ([`restore`]).
 //!
 //! The current snapshot is `snapshots/current.snap`; a new one is written to
 //! a temporary file, fsynced and renamed over it. openraft streams the file's
 //! bytes to followers in chunks of `snapshot_max_chunk_size`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use openraft::storage::Snapshot;
-use openraft::{LogId, SnapshotMeta, StoredMembership};
+use openraft::{BasicNode, CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
-use sha2::{Digest, Sha256};
+use vtask_snapfile::{FileError, Header, Reader, Writer};
 
 use crate::db::{
-    decode, encode, Store, StoreError, CF_CHANGES, CF_COLLECTORS, CF_HISTORY, CF_INDEX, CF_REPLIES,
-    CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
+    decode, encode, Store, StoreError, CF_CHANGES, CF_COLLECTORS, CF_HISTORY, CF_INDEX,
+    CF_RAFT_META, CF_REPLIES, CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
 };
+use crate::state_machine::view_digest;
 use crate::types::{ChangeRecord, Session};
 use crate::{NodeId, TypeConfig};
 
-const MAGIC: &[u8] = b"VTASKSNAP1\n";
-const END: u8 = 0xFF;
 const CURRENT: &str = "current.snap";
 
 type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+type View<'a> = rocksdb::SnapshotWithThreadMode<'a, rocksdb::DB>;
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
@@ -55,9 +50,21 @@ fn corrupt(path: &Path, what: &str) -> StoreError {
     }
 }
 
-/// Writes a snapshot of the applied state to `current.snap`.
-pub(crate) fn build(store: &Store) -> Result<(), StoreError> {
-    let view = store.db.snapshot();
+fn file_error(path: &Path) -> impl Fn(FileError) -> StoreError + '_ {
+    move |e| match e {
+        FileError::Io(source) => io(path)(source),
+        FileError::Corrupt(what) => corrupt(path, &what),
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The snapshot metadata of the state in `view`.
+fn view_meta(store: &Store, view: &View<'_>) -> Result<Meta, StoreError> {
     let meta_cf = store.cf(CF_SM_META);
     let read = |key: &[u8]| view.get_cf(meta_cf, key).map_err(|e| store.rocks(e));
     let last_log_id: Option<LogId<NodeId>> = match read(b"last_applied")? {
@@ -69,42 +76,88 @@ pub(crate) fn build(store: &Store) -> Result<(), StoreError> {
         Some(bytes) => decode(CF_SM_META, &bytes)?,
         None => StoredMembership::default(),
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = now_nanos();
     let snapshot_id = match last_log_id {
         Some(id) => format!("{}-{}-{nanos}", id.leader_id.term, id.index),
         None => format!("0-0-{nanos}"),
     };
-    let meta = Meta {
+    Ok(Meta {
         last_log_id,
         last_membership,
         snapshot_id,
-    };
+    })
+}
 
-    let dir = store.snapshot_dir();
-    let tmp = dir.join(format!("building-{nanos}.snap"));
-    let file = File::create(&tmp).map_err(io(&tmp))?;
-    let mut out = HashingWriter {
-        inner: BufWriter::new(file),
-        hasher: Sha256::new(),
+fn view_revision(store: &Store, view: &View<'_>) -> Result<u64, StoreError> {
+    match view
+        .get_cf(store.cf(CF_SM_META), b"revision")
+        .map_err(|e| store.rocks(e))?
+    {
+        Some(bytes) => decode(CF_SM_META, &bytes),
+        None => Ok(0),
+    }
+}
+
+/// Writes the state in `view` as a snapshot file to `out`. With `digest`,
+/// the header carries the state digest and the task count (one more pass
+/// over the view; backups want it, Raft snapshots skip it).
+fn write_view<W: Write>(
+    store: &Store,
+    view: &View<'_>,
+    out: W,
+    digest: bool,
+) -> Result<(W, Header), StoreError> {
+    let meta = view_meta(store, view)?;
+    let (digest, tasks) = if digest {
+        let (hex, tasks) = view_digest(store, view)?;
+        (Some(hex), Some(tasks))
+    } else {
+        (None, None)
     };
-    write_header(&mut out, &meta).map_err(io(&tmp))?;
+    let header = Header {
+        meta: serde_json::to_value(&meta).map_err(|source| StoreError::Decode {
+            cf: CF_SM_META,
+            source,
+        })?,
+        applied_index: meta.last_log_id.map_or(0, |id| id.index),
+        cluster_id: store.cluster_id()?,
+        digest,
+        tasks,
+        revision: view_revision(store, view)?,
+        created_unix_ms: (now_nanos() / 1_000_000) as u64,
+    };
+    let path = store.snapshot_dir();
+    let mut writer = Writer::new(out, &header).map_err(io(&path))?;
     for (cf_index, name) in STATE_CFS.iter().enumerate() {
         for item in view.iterator_cf(store.cf(name), IteratorMode::Start) {
             let (key, value) = item.map_err(|e| store.rocks(e))?;
-            out.write_all(&[cf_index as u8]).map_err(io(&tmp))?;
-            write_chunk(&mut out, &key).map_err(io(&tmp))?;
-            write_chunk(&mut out, &value).map_err(io(&tmp))?;
+            writer
+                .record(cf_index as u8, &key, &value)
+                .map_err(io(&path))?;
         }
     }
-    out.write_all(&[END]).map_err(io(&tmp))?;
-    let digest = out.hasher.finalize();
-    let mut inner = out.inner;
-    inner.write_all(&digest).map_err(io(&tmp))?;
-    let file = inner.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
+    let (out, _) = writer.finish().map_err(io(&path))?;
+    Ok((out, header))
+}
+
+/// Writes a snapshot of the applied state to `current.snap`.
+pub(crate) fn build(store: &Store) -> Result<(), StoreError> {
+    let view = store.db.snapshot();
+    let dir = store.snapshot_dir();
+    let tmp = dir.join(format!("building-{}.snap", now_nanos()));
+    let file = File::create(&tmp).map_err(io(&tmp))?;
+    let (out, _) = write_view(store, &view, BufWriter::new(file), false)?;
+    let file = out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
     file.sync_all().map_err(io(&tmp))?;
     publish(&tmp, &dir)
+}
+
+/// Writes a backup of the applied state, as of one point-in-time view taken
+/// now, to `out`: a snapshot file whose header carries the state digest,
+/// the task count and this cluster's id. Returns the header.
+pub(crate) fn write_backup(store: &Store, out: impl Write) -> Result<Header, StoreError> {
+    let view = store.db.snapshot();
+    write_view(store, &view, out, true).map(|(_, header)| header)
 }
 
 /// Renames `tmp` to `current.snap` and makes the rename durable.
@@ -114,41 +167,10 @@ fn publish(tmp: &Path, dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
-fn write_header(out: &mut impl Write, meta: &Meta) -> std::io::Result<()> {
-    out.write_all(MAGIC)?;
-    write_chunk(out, &encode(meta))
-}
-
-fn write_chunk(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
-    let len =
-        u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("value longer than 4 GiB"))?;
-    out.write_all(&len.to_be_bytes())?;
-    out.write_all(bytes)
-}
-
-fn read_chunk(input: &mut impl Read, path: &Path) -> Result<Vec<u8>, StoreError> {
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len).map_err(io(path))?;
-    let len = u32::from_be_bytes(len) as usize;
-    let mut bytes = Vec::new();
-    input
-        .by_ref()
-        .take(len as u64)
-        .read_to_end(&mut bytes)
-        .map_err(io(path))?;
-    if bytes.len() != len {
-        return Err(corrupt(path, "truncated record"));
-    }
-    Ok(bytes)
-}
-
-fn read_header(input: &mut impl Read, path: &Path) -> Result<Meta, StoreError> {
-    let mut magic = [0u8; MAGIC.len()];
-    input.read_exact(&mut magic).map_err(io(path))?;
-    if magic != MAGIC {
-        return Err(corrupt(path, "bad magic"));
-    }
-    decode(CF_SM_META, &read_chunk(input, path)?)
+/// The openraft metadata of a snapshot file's header.
+fn header_meta(header: &Header, path: &Path) -> Result<Meta, StoreError> {
+    serde_json::from_value(header.meta.clone())
+        .map_err(|e| corrupt(path, &format!("snapshot metadata: {e}")))
 }
 
 /// The current snapshot, positioned at its start, if there is one.
@@ -159,7 +181,9 @@ pub(crate) async fn current(store: &Store) -> Result<Option<Snapshot<TypeConfig>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(&path)(e)),
     };
-    let meta = read_header(&mut BufReader::new(&mut file), &path)?;
+    let reader = Reader::new(BufReader::new(&mut file)).map_err(file_error(&path))?;
+    let meta = header_meta(reader.header(), &path)?;
+    drop(reader);
     file.seek(SeekFrom::Start(0)).map_err(io(&path))?;
     Ok(Some(Snapshot {
         meta,
@@ -167,55 +191,48 @@ pub(crate) async fn current(store: &Store) -> Result<Option<Snapshot<TypeConfig>
     }))
 }
 
-/// Replaces the state machine with the snapshot in `file`, in one synced
-/// `WriteBatch`, then keeps the file as the current snapshot.
-pub(crate) fn install(store: &Store, meta: &Meta, mut file: File) -> Result<(), StoreError> {
-    let dir = store.snapshot_dir();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let tmp = dir.join(format!("installing-{nanos}.snap"));
-    file.seek(SeekFrom::Start(0)).map_err(io(&tmp))?;
-    // Copy as we read, so the copy becomes the current snapshot afterwards.
-    let copy = File::create(&tmp).map_err(io(&tmp))?;
-    let mut input = HashingReader {
-        inner: TeeReader {
-            inner: BufReader::new(file),
-            copy: BufWriter::new(copy),
-        },
-        hasher: Sha256::new(),
-    };
-    let header = read_header(&mut input, &tmp)?;
-    if header.last_log_id != meta.last_log_id {
-        return Err(corrupt(&tmp, "snapshot file does not match its metadata"));
-    }
-    let mut batch = WriteBatch::default();
+/// Reads every record of a snapshot file into `batch`, each checked to
+/// decode as what its family holds, after deleting the state there is; the
+/// checksum is verified before this returns. Returns the header.
+fn read_into(
+    store: &Store,
+    input: impl Read,
+    batch: &mut WriteBatch,
+    path: &Path,
+) -> Result<Header, StoreError> {
+    let mut reader = Reader::new(input).map_err(file_error(path))?;
     for name in STATE_CFS {
         // No key of ours starts with 0xFF (u64 numbers far below 2^56, UTF-8 ids).
         batch.delete_range_cf(store.cf(name), [].as_slice(), [0xFFu8; 64].as_slice());
     }
-    loop {
-        let mut cf_index = [0u8; 1];
-        input.read_exact(&mut cf_index).map_err(io(&tmp))?;
-        if cf_index[0] == END {
-            break;
-        }
+    while let Some(record) = reader.next().map_err(file_error(path))? {
         let name = STATE_CFS
-            .get(cf_index[0] as usize)
-            .ok_or_else(|| corrupt(&tmp, "unknown column family"))?;
-        let key = read_chunk(&mut input, &tmp)?;
-        let value = read_chunk(&mut input, &tmp)?;
+            .get(record.cf as usize)
+            .ok_or_else(|| corrupt(path, "unknown column family"))?;
         // A record that this version cannot read would be found only after
         // the write, by the reload; refuse the snapshot before it.
-        check_record(name, &key, &value).map_err(|why| corrupt(&tmp, &why))?;
-        batch.put_cf(store.cf(name), key, value);
+        check_record(name, &record.key, &record.value).map_err(|why| corrupt(path, &why))?;
+        batch.put_cf(store.cf(name), record.key, record.value);
     }
-    let expected = input.hasher.finalize();
-    let mut tee = input.inner;
-    let mut digest = [0u8; 32];
-    tee.read_exact(&mut digest).map_err(io(&tmp))?;
-    if digest[..] != expected[..] {
-        return Err(corrupt(&tmp, "checksum mismatch"));
+    Ok(reader.header().clone())
+}
+
+/// Replaces the state machine with the snapshot in `file`, in one synced
+/// `WriteBatch`, then keeps the file as the current snapshot.
+pub(crate) fn install(store: &Store, meta: &Meta, mut file: File) -> Result<(), StoreError> {
+    let dir = store.snapshot_dir();
+    let tmp = dir.join(format!("installing-{}.snap", now_nanos()));
+    file.seek(SeekFrom::Start(0)).map_err(io(&tmp))?;
+    // Copy as we read, so the copy becomes the current snapshot afterwards.
+    let copy = File::create(&tmp).map_err(io(&tmp))?;
+    let mut tee = TeeReader {
+        inner: BufReader::new(file),
+        copy: BufWriter::new(copy),
+    };
+    let mut batch = WriteBatch::default();
+    let header = read_into(store, &mut tee, &mut batch, &tmp)?;
+    if header_meta(&header, &tmp)?.last_log_id != meta.last_log_id {
+        return Err(corrupt(&tmp, "snapshot file does not match its metadata"));
     }
     // The snapshot's own metadata decides what is applied.
     batch.put_cf(
@@ -243,34 +260,117 @@ pub(crate) fn install(store: &Store, meta: &Meta, mut file: File) -> Result<(), 
     publish(&tmp, &dir)
 }
 
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
+/// What [`restore`] wrote.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    /// The backup's header.
+    pub header: Header,
+    /// The state digest of the restored data directory (equal to the
+    /// backup's).
+    pub digest: String,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+/// Seeds the empty (or missing) data directory `dir` with the state in the
+/// backup `file`, for one node of a new cluster with the voters `members`
+/// and the id `cluster_id`.
+///
+/// The state machine gets the backup's state with `last_applied` at the
+/// backup's applied index under term 0, and the new membership at that log
+/// id; the Raft log stays empty and the vote unset. At its first start
+/// openraft sees a state machine ahead of an empty log, purges the log up
+/// to `last_applied` (so the log starts right after it) and builds a
+/// snapshot from the state; the nodes then elect a leader in term 1 and the
+/// next entry is the backup's index + 1. Revisions, task numbers and
+/// sessions continue from the backup's counters. Term 0 keeps the vote of
+/// the first election (term 1) above every log id the node holds.
+///
+/// The file is verified whole before `dir` is touched, and `dir` is removed
+/// again if anything fails, so a failed restore leaves no half-written
+/// directory behind; a non-empty `dir` is refused.
+pub fn restore(
+    file: &Path,
+    dir: &Path,
+    members: &BTreeMap<NodeId, String>,
+    cluster_id: &str,
+) -> Result<Restored, StoreError> {
+    let open_file = || File::open(file).map_err(io(file));
+    let summary = vtask_snapfile::verify(BufReader::new(open_file()?)).map_err(file_error(file))?;
+    if summary.header.cluster_id.as_deref() == Some(cluster_id) {
+        return Err(StoreError::Restore(format!(
+            "the new cluster id {cluster_id} is the id of the cluster the backup came from; a restored cluster needs an id of its own"
+        )));
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(StoreError::Restore(format!(
+                    "{} is not empty; restore seeds a new data directory only",
+                    dir.display()
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(dir)(e)),
     }
+    let existed = dir.exists();
+    let result = seed(file, dir, members, cluster_id, &summary.header);
+    if result.is_err() {
+        // Leave nothing half-written behind: as it was, missing or empty.
+        let _ = std::fs::remove_dir_all(dir);
+        if existed {
+            let _ = std::fs::create_dir(dir);
+        }
+    }
+    result
 }
 
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+fn seed(
+    file: &Path,
+    dir: &Path,
+    members: &BTreeMap<NodeId, String>,
+    cluster_id: &str,
+    expected: &Header,
+) -> Result<Restored, StoreError> {
+    let store = Store::open(dir)?;
+    let mut batch = WriteBatch::default();
+    let input = BufReader::new(File::open(file).map_err(io(file))?);
+    let header = read_into(&store, input, &mut batch, file)?;
+    if header != *expected {
+        return Err(corrupt(file, "the file changed while it was restored"));
     }
+    let log_id = LogId::new(CommittedLeaderId::new(0, 0), header.applied_index);
+    let voters = members.keys().copied().collect();
+    let nodes: BTreeMap<NodeId, BasicNode> = members
+        .iter()
+        .map(|(id, addr)| (*id, BasicNode::new(addr)))
+        .collect();
+    let membership = StoredMembership::new(Some(log_id), Membership::new(vec![voters], nodes));
+    let meta = store.cf(CF_SM_META);
+    batch.put_cf(meta, b"last_applied", encode(&Some(log_id)));
+    batch.put_cf(meta, b"membership", encode(&membership));
+    batch.put_cf(
+        store.cf(CF_RAFT_META),
+        crate::db::CLUSTER_ID_KEY,
+        encode(&cluster_id),
+    );
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    store
+        .db
+        .write_opt(batch, &opts)
+        .map_err(|e| store.rocks(e))?;
+    let view = store.db.snapshot();
+    let (digest, _) = view_digest(&store, &view)?;
+    drop(view);
+    if let Some(saved) = &header.digest {
+        if *saved != digest {
+            return Err(StoreError::Restore(format!(
+                "the restored state has digest {digest}, the backup says {saved}"
+            )));
+        }
+    }
+    store.check_format()?;
+    Ok(Restored { header, digest })
 }
 
 /// Reads from `inner` and writes what it read to `copy`.
@@ -305,7 +405,14 @@ fn check_record(cf: &'static str, key: &[u8], value: &[u8]) -> Result<(), String
             b"membership" => is::<StoredMembership<NodeId, openraft::BasicNode>>(cf, value),
             b"counters" => is::<vtask_model::Counters>(cf, value),
             b"revision" | b"pruned_through" => is::<u64>(cf, value),
-            b"format" => is::<u32>(cf, value),
+            b"format" => match decode::<u32>(cf, value) {
+                Ok(crate::db::FORMAT_VERSION) => Ok(()),
+                Ok(other) => Err(format!(
+                    "value format {other}, this version reads {}",
+                    crate::db::FORMAT_VERSION
+                )),
+                Err(e) => Err(e.to_string()),
+            },
             other => Err(format!(
                 "unknown state key {:?}",
                 String::from_utf8_lossy(other)

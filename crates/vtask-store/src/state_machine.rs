@@ -1132,6 +1132,23 @@ impl ReadView {
     pub fn digest(&self) -> Result<(u64, String), StoreError> {
         state_digest(&self.store)
     }
+
+    /// Writes a backup of the applied state as of now (one point-in-time
+    /// view) to `out`; returns its header. Blocking: call it off the
+    /// async runtime.
+    pub fn write_backup(&self, out: impl std::io::Write) -> Result<vtask_snapfile::Header, StoreError> {
+        snapshot::write_backup(&self.store, out)
+    }
+
+    /// The id of the cluster this node belongs to, if it knows one.
+    pub fn cluster_id(&self) -> Result<Option<String>, StoreError> {
+        self.store.cluster_id()
+    }
+
+    /// Records the cluster id (synced).
+    pub fn set_cluster_id(&self, id: &str) -> Result<(), StoreError> {
+        self.store.set_cluster_id(id)
+    }
 }
 
 /// Decodes the tasks `items` yields and keeps what `keep` returns, at most `limit`.
@@ -1155,7 +1172,11 @@ fn collect_tasks<T>(
 }
 
 /// The SHA-256 over every state column family (name, then each key and value
-/// with their lengths), from one RocksDB snapshot.
+/// with their lengths), from one RocksDB snapshot, and the applied index it
+/// covers. Raft's own bookkeeping in `sm_meta` (`last_applied`,
+/// `membership`) is left out: the index is reported beside the digest, and
+/// a restored cluster (new members, new log ids) has the same state as the
+/// backup it came from, so the same digest.
 pub(crate) fn state_digest(store: &Store) -> Result<(u64, String), StoreError> {
     let view = store.db.snapshot();
     let last_applied: Option<LogId<NodeId>> = match view
@@ -1165,12 +1186,25 @@ pub(crate) fn state_digest(store: &Store) -> Result<(u64, String), StoreError> {
         Some(bytes) => decode(CF_SM_META, &bytes)?,
         None => None,
     };
+    let (hex, _) = view_digest(store, &view)?;
+    Ok((last_applied.map_or(0, |id| id.index), hex))
+}
+
+/// The state digest of `view` (see [`state_digest`]) and its task count.
+pub(crate) fn view_digest(store: &Store, view: &View<'_>) -> Result<(String, u64), StoreError> {
     let mut hasher = Sha256::new();
+    let mut tasks = 0u64;
     for name in STATE_CFS {
         hasher.update((name.len() as u32).to_be_bytes());
         hasher.update(name.as_bytes());
         for item in view.iterator_cf(store.cf(name), IteratorMode::Start) {
             let (key, value) = item.map_err(|e| store.rocks(e))?;
+            if name == CF_SM_META && matches!(&key[..], b"last_applied" | b"membership") {
+                continue;
+            }
+            if name == CF_TASKS {
+                tasks += 1;
+            }
             hasher.update((key.len() as u32).to_be_bytes());
             hasher.update(&key);
             hasher.update((value.len() as u32).to_be_bytes());
@@ -1182,7 +1216,7 @@ pub(crate) fn state_digest(store: &Store) -> Result<(u64, String), StoreError> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok((last_applied.map_or(0, |id| id.index), hex))
+    Ok((hex, tasks))
 }
 
 /// A table without tasks: it lets the model word the not-found fault (D16).

@@ -36,6 +36,7 @@ pub fn task_manager_service(tasks: TaskService) -> task_manager_server::TaskMana
         .max_decoding_message_size(MAX_REQUEST_BYTES)
 }
 
+/// `Cluster.SaveSnapshot` needs `Cluster.Admin`, checked by the service.
 /// `Cluster.Status` needs no credentials: peers call it while they start
 /// (to tell a new cluster from one that lost a member's data), and it tells
 /// only membership, positions and the state digest, no task.
@@ -583,6 +584,36 @@ impl cluster_server::Cluster for Api {
             committed_index: node.committed_index,
             applied_index: node.applied_index,
             state_digest: node.state_digest,
+            cluster_id: node.cluster_id,
         }))
+    }
+
+    type SaveSnapshotStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<v1::SaveSnapshotChunk, Status>> + Send + 'static>,
+    >;
+
+    async fn save_snapshot(
+        &self,
+        request: Request<v1::SaveSnapshotRequest>,
+    ) -> Result<Response<Self::SaveSnapshotStream>, Status> {
+        let caller = self.caller(&request);
+        use futures::StreamExt;
+        let parts = self.tasks.save_snapshot(&caller).await.map_err(status)?;
+        let chunks = tokio_stream::wrappers::ReceiverStream::new(parts).map(|part| match part {
+            Ok(service::BackupPart::Data(data)) => Ok(v1::SaveSnapshotChunk { data, info: None }),
+            Ok(service::BackupPart::Done(header)) => Ok(v1::SaveSnapshotChunk {
+                data: Vec::new(),
+                info: Some(v1::SnapshotInfo {
+                    format_version: vtask_store::snapfile::VERSION,
+                    cluster_id: header.cluster_id.unwrap_or_default(),
+                    applied_index: header.applied_index,
+                    state_digest: header.digest.unwrap_or_default(),
+                    tasks: header.tasks.unwrap_or_default(),
+                    revision: header.revision,
+                }),
+            }),
+            Err(e) => Err(status(e)),
+        });
+        Ok(Response::new(Box::pin(chunks)))
     }
 }

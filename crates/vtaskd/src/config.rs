@@ -142,6 +142,33 @@ pub enum Tool {
     /// the TLS files) without opening the store or any port; exit 0 and print
     /// a summary when it would start, 2 with the reason when not.
     CheckConfig,
+    /// Seed the data directory of one node of a NEW cluster from a backup
+    /// (`vtask snapshot save`): the same tasks, sessions (D27) and revisions,
+    /// under a new cluster id, so a restored node never joins the old cluster.
+    /// Run it once per node with the same FILE and --initial-cluster (and
+    /// --cluster-id, if given), then start the nodes as usual. Refuses a
+    /// directory that is not empty, and a damaged file; exit 0 and print the
+    /// applied index, digest and cluster id when done, 2 on bad input, 1 on
+    /// failure.
+    Restore {
+        /// The backup file.
+        #[arg(long = "from", value_name = "FILE")]
+        from: PathBuf,
+        /// The new node's data directory: missing or empty.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The node's id in --initial-cluster.
+        #[arg(long)]
+        node_id: u64,
+        /// The new cluster's members, ID=HOST:PORT,... as the nodes will
+        /// start with.
+        #[arg(long, value_name = "LIST")]
+        initial_cluster: String,
+        /// The new cluster's id [default: derived from the backup's checksum
+        /// and --initial-cluster, so every node's restore agrees on it].
+        #[arg(long, value_name = "ID")]
+        cluster_id: Option<String>,
+    },
     /// Probe a node's /health: exit 0 when it answers 200 (the node knows a
     /// leader), 1 otherwise. For container health checks, where no curl is.
     Health {

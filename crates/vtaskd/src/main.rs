@@ -27,6 +27,7 @@ mod ui;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use sha2::Digest;
 use clap::Parser;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -118,6 +119,13 @@ fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
             ExitCode::SUCCESS
         }
         Tool::CheckConfig => unreachable!("main runs check-config with the flags it owns"),
+        Tool::Restore {
+            from,
+            data_dir,
+            node_id,
+            initial_cluster,
+            cluster_id,
+        } => restore(&from, &data_dir, node_id, &initial_cluster, cluster_id),
         Tool::NewToken => match auth::random_token() {
             Ok(token) => {
                 println!("{token}");
@@ -128,6 +136,73 @@ fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `vtaskd restore`: seeds one node's data directory of a new cluster from
+/// a backup file (see `vtask_store::restore`).
+fn restore(
+    from: &std::path::Path,
+    data_dir: &std::path::Path,
+    node_id: u64,
+    initial_cluster: &str,
+    cluster_id: Option<String>,
+) -> ExitCode {
+    let members = match config::parse_cluster(initial_cluster) {
+        Ok(members) => members,
+        Err(e) => {
+            eprintln!("vtaskd restore: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !members.contains_key(&node_id) {
+        eprintln!("vtaskd restore: node {node_id} is not in --initial-cluster");
+        return ExitCode::from(2);
+    }
+    let cluster_id = match cluster_id {
+        Some(id) if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') => {
+            eprintln!("vtaskd restore: --cluster-id is 1 to 128 letters, digits, '-', '_' or '.'");
+            return ExitCode::from(2);
+        }
+        Some(id) => id,
+        None => {
+            // The same on every node: the backup's checksum and the members.
+            let summary = match std::fs::File::open(from)
+                .map_err(vtask_store::snapfile::FileError::Io)
+                .and_then(|f| vtask_store::snapfile::verify(std::io::BufReader::new(f)))
+            {
+                Ok(summary) => summary,
+                Err(e) => {
+                    eprintln!("vtaskd restore: {}: {e}", from.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let members: Vec<String> = members.iter().map(|(id, a)| format!("{id}={a}")).collect();
+            let seed = format!("{}\n{}", summary.checksum, members.join(","));
+            auth::to_hex(&sha2::Sha256::digest(seed.as_bytes()))[..32].to_string()
+        }
+    };
+    match vtask_store::restore(from, data_dir, &members, &cluster_id) {
+        Ok(restored) => {
+            println!(
+                "vtaskd restore: node {node_id}: restored {} at applied index {}, digest {}, {} tasks, revision {}; new cluster id {cluster_id} (origin {})",
+                data_dir.display(),
+                restored.header.applied_index,
+                restored.digest,
+                restored.header.tasks.unwrap_or_default(),
+                restored.header.revision,
+                restored.header.cluster_id.as_deref().unwrap_or("unknown"),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ (vtask_store::StoreError::Restore(_) | vtask_store::StoreError::Io { .. })) => {
+            eprintln!("vtaskd restore: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("vtaskd restore: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -67,6 +67,11 @@ pub struct Node {
     pub members: Arc<BTreeMap<NodeId, String>>,
     pub metrics: Arc<Metrics>,
     pub settings: crate::config::TaskSettings,
+    /// The cluster this node belongs to (`raft_meta/cluster_id`): sent with
+    /// every Raft call and compared on every one received.
+    pub cluster_id: vtask_raft::SharedClusterId,
+    /// Serializes adopting a cluster id at first contact.
+    adopting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Node {
@@ -77,6 +82,9 @@ impl Node {
         let (log, sm) = vtask_store::open(&config.data_dir)
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
         let read = sm.read_view();
+        let cluster_id: vtask_raft::SharedClusterId = Arc::new(std::sync::RwLock::new(
+            read.cluster_id().context("reading the cluster id")?,
+        ));
         let election_ms = config.election_timeout.as_millis() as u64;
         let raft_config = openraft::Config {
             cluster_name: "vtask".into(),
@@ -99,7 +107,8 @@ impl Node {
                 .map(|(id, addr)| (*id, addr.clone()))
                 .collect(),
         )
-        .with_tls(crate::tls::peer_config(config.tls.as_ref())?);
+        .with_tls(crate::tls::peer_config(config.tls.as_ref())?)
+        .with_cluster_id(cluster_id.clone());
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -128,6 +137,8 @@ impl Node {
             members: Arc::new(config.initial_cluster.clone()),
             metrics,
             settings: config.tasks,
+            cluster_id,
+            adopting: Arc::default(),
         };
         node.bootstrap().await?;
         Ok(node)
@@ -160,18 +171,82 @@ impl Node {
             );
             return Ok(());
         }
+        // A new cluster gets a new id before its first entry, so every call
+        // its members make carries it (kept if a crash came in between).
+        if self.cluster_id().is_none() {
+            let id = new_cluster_id().context("making a cluster id")?;
+            let read = self.read.clone();
+            let stored = id.clone();
+            tokio::task::spawn_blocking(move || read.set_cluster_id(&stored))
+                .await
+                .context("recording the cluster id")?
+                .context("recording the cluster id")?;
+            *self.cluster_id.write().unwrap_or_else(|p| p.into_inner()) = Some(id);
+        }
         let members: BTreeMap<NodeId, BasicNode> = self
             .members
             .iter()
             .map(|(id, addr)| (*id, BasicNode::new(addr)))
             .collect();
         match self.raft.initialize(members).await {
-            Ok(()) => tracing::info!(members = ?self.members, "initialized the cluster"),
+            Ok(()) => {
+                tracing::info!(members = ?self.members, cluster_id = ?self.cluster_id(), "initialized the cluster")
+            }
             Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
                 tracing::info!(%e, "cluster already initialized")
             }
             Err(e) => return Err(e).context("initializing the cluster"),
         }
+        Ok(())
+    }
+
+    /// The id of the cluster this node belongs to, if it knows one.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether this node takes a Raft call from a node of cluster `theirs`
+    /// (`None`: the caller sent no id). Equal ids pass, different ones never.
+    /// A node without an id adopts the caller's at its first contact if it
+    /// has no Raft state yet (a new member, or one that lost its data); a node
+    /// with Raft state but no id (initialized before cluster ids existed)
+    /// takes calls without an id only.
+    pub async fn admit(&self, theirs: Option<&str>) -> Result<(), String> {
+        let refuse = |ours: &str| {
+            Err(format!(
+                "this node belongs to cluster {ours}, the caller {}",
+                theirs.map_or("names no cluster".to_string(), |t| format!(
+                    "to cluster {t}"
+                ))
+            ))
+        };
+        match (self.cluster_id().as_deref(), theirs) {
+            (Some(ours), Some(t)) if ours == t => return Ok(()),
+            (Some(ours), _) => return refuse(ours),
+            (None, None) => return Ok(()),
+            (None, Some(_)) => {}
+        }
+        let theirs = theirs.unwrap_or_default();
+        let _adopting = self.adopting.lock().await;
+        if let Some(ours) = self.cluster_id() {
+            return if ours == theirs { Ok(()) } else { refuse(&ours) };
+        }
+        if self.raft.is_initialized().await.unwrap_or(true) {
+            return Err(format!(
+                "this node's Raft state predates cluster ids; it takes no call from cluster {theirs}"
+            ));
+        }
+        let read = self.read.clone();
+        let id = theirs.to_string();
+        tokio::task::spawn_blocking(move || read.set_cluster_id(&id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("recording the cluster id: {e}"))?;
+        *self.cluster_id.write().unwrap_or_else(|p| p.into_inner()) = Some(theirs.to_string());
+        tracing::info!(cluster_id = theirs, "joined the cluster at its first call");
         Ok(())
     }
 
@@ -369,6 +444,7 @@ impl Node {
             proposal: encode(&call),
         });
         request.set_timeout(REQUEST_TIMEOUT);
+        vtask_raft::add_cluster_id(&mut request, &self.cluster_id);
         let reply = client
             .forward(request)
             .await
@@ -389,6 +465,11 @@ impl Node {
             snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
         }
     }
+}
+
+/// A fresh cluster id: 16 random bytes from the OS, hex.
+fn new_cluster_id() -> std::io::Result<String> {
+    Ok(crate::auth::random_token()?[..32].to_string())
 }
 
 #[derive(Debug, thiserror::Error)]

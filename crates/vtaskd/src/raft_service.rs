@@ -22,6 +22,19 @@ impl RaftServer {
     pub fn new(node: Node) -> RaftServer {
         RaftServer { node }
     }
+
+    /// Refuses a call from a node of another cluster (a restored cluster's
+    /// node calling the cluster it was restored from, say) before it is read.
+    async fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let theirs = request
+            .metadata()
+            .get(vtask_raft::CLUSTER_ID_HEADER)
+            .map(|v| v.to_str().unwrap_or("(not text)"));
+        self.node
+            .admit(theirs)
+            .await
+            .map_err(Status::failed_precondition)
+    }
 }
 
 #[tonic::async_trait]
@@ -30,6 +43,7 @@ impl RaftService for RaftServer {
         &self,
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
+        self.admit(&request).await?;
         let started = std::time::Instant::now();
         let rpc = decode(&request.into_inner().payload)?;
         let result = self.node.raft.append_entries(rpc).await;
@@ -41,6 +55,7 @@ impl RaftService for RaftServer {
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.admit(&request).await?;
         let rpc = decode(&request.into_inner().payload)?;
         let result = self.node.raft.vote(rpc).await;
         Ok(Response::new(RaftReply {
@@ -52,6 +67,7 @@ impl RaftService for RaftServer {
         &self,
         request: Request<SnapshotChunk>,
     ) -> Result<Response<RaftReply>, Status> {
+        self.admit(&request).await?;
         let rpc = install_snapshot_request(request.into_inner())?;
         let result = self.node.raft.install_snapshot(rpc).await;
         Ok(Response::new(RaftReply {
@@ -63,6 +79,7 @@ impl RaftService for RaftServer {
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardReply>, Status> {
+        self.admit(&request).await?;
         let call: Forwarded = decode(&request.into_inner().proposal)?;
         let result = self.node.serve_forwarded(call).await;
         Ok(Response::new(ForwardReply {

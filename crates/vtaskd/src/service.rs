@@ -178,6 +178,54 @@ pub struct NodeStatus {
     pub committed_index: u64,
     pub applied_index: u64,
     pub state_digest: String,
+    pub cluster_id: String,
+}
+
+/// One part of a backup as it streams ([`TaskService::save_snapshot`]).
+pub enum BackupPart {
+    /// The next bytes of the file.
+    Data(Vec<u8>),
+    /// The end: the file's header.
+    Done(vtask_store::snapfile::Header),
+}
+
+/// The most bytes of a backup in one message: far below gRPC's default
+/// 4 MiB limit of a receiver.
+const BACKUP_CHUNK: usize = 1 << 20;
+
+/// Hands what is written to it to a stream in chunks of [`BACKUP_CHUNK`],
+/// from a blocking thread; fails once the reader has gone away.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Result<BackupPart>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(BACKUP_CHUNK));
+        self.tx
+            .blocking_send(Ok(BackupPart::Data(chunk)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the reader left"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = BACKUP_CHUNK - self.buf.len();
+        let n = bytes.len().min(room);
+        self.buf.extend_from_slice(&bytes[..n]);
+        if self.buf.len() >= BACKUP_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }
 
 pub struct MemberStatus {
@@ -697,6 +745,35 @@ impl TaskService {
         Ok(self.positions(applied_index, state_digest))
     }
 
+    /// Cluster.SaveSnapshot: needs `Cluster.Admin`; after a read barrier
+    /// (the linearizable point), streams a backup of the state as of one
+    /// point-in-time view at an applied index at or above the barrier's, so
+    /// it holds every write acknowledged before the call.
+    pub async fn save_snapshot(
+        &self,
+        caller: &Caller,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<BackupPart>>> {
+        vtask_model::authorize(caller, Privilege::ClusterAdmin, None)?;
+        self.node.read_barrier().await?;
+        let read = self.node.read.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut out = ChunkWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(BACKUP_CHUNK),
+            };
+            let last = match read.write_backup(&mut out) {
+                Ok(header) => Ok(BackupPart::Done(header)),
+                Err(e) => {
+                    tracing::warn!("a backup failed: {e}");
+                    Err(ServiceError::Internal(format!("writing the backup: {e}")))
+                }
+            };
+            let _ = tx.blocking_send(last);
+        });
+        Ok(rx)
+    }
+
     /// [`TaskService::status`] without the state digest (`state_digest`
     /// empty), which reads the whole state: cheap enough for a page to poll
     /// every second (the web view's cluster page).
@@ -743,6 +820,7 @@ impl TaskService {
                 .max(applied_index),
             applied_index,
             state_digest,
+            cluster_id: self.node.cluster_id().unwrap_or_default(),
         }
     }
 }
