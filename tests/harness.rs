@@ -126,6 +126,17 @@ pub fn vtask_bin() -> PathBuf {
 impl Cluster {
     /// Starts a cluster and waits until it has a leader.
     pub async fn start(config: ClusterConfig) -> anyhow::Result<Cluster> {
+        let mut cluster = Cluster::prepare(config)?;
+        for id in cluster.ids() {
+            cluster.spawn(id)?;
+        }
+        cluster.wait_ready(Duration::from_secs(20)).await?;
+        Ok(cluster)
+    }
+
+    /// A cluster's ports and directories, no node started yet (a test may
+    /// seed the data directories first, as `vtaskd restore` does).
+    pub fn prepare(config: ClusterConfig) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("vtask-cluster-")
             .tempdir()?;
@@ -152,17 +163,17 @@ impl Cluster {
             .map(|n| format!("{}={}", n.id, n.grpc))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = Cluster {
+        Ok(Cluster {
             nodes,
             config,
             initial_cluster,
             dir,
-        };
-        for id in cluster.ids() {
-            cluster.spawn(id)?;
-        }
-        cluster.wait_ready(Duration::from_secs(20)).await?;
-        Ok(cluster)
+        })
+    }
+
+    /// The `--initial-cluster` every node starts with.
+    pub fn initial_cluster(&self) -> &str {
+        &self.initial_cluster
     }
 
     pub fn ids(&self) -> Vec<u64> {
