@@ -35,7 +35,11 @@ fn pem(path: PathBuf) -> Vec<u8> {
 }
 
 /// A Forward call on `addr` with this TLS setup: how far did it get?
-async fn forward(addr: &str, tls: ClientTlsConfig) -> Result<tonic::Status, String> {
+async fn forward(
+    addr: &str,
+    tls: ClientTlsConfig,
+    cluster_id: Option<&str>,
+) -> Result<tonic::Status, String> {
     let channel = Endpoint::from_shared(format!("https://{addr}"))
         .unwrap()
         .tls_config(tls)
@@ -49,6 +53,12 @@ async fn forward(addr: &str, tls: ClientTlsConfig) -> Result<tonic::Status, Stri
         proposal: b"not json".to_vec(),
     };
     assert!(!request.encode_to_vec().is_empty());
+    let mut request = tonic::Request::new(request);
+    if let Some(id) = cluster_id {
+        request
+            .metadata_mut()
+            .insert("vtask-cluster-id", id.parse().unwrap());
+    }
     match RaftServiceClient::new(channel).forward(request).await {
         Ok(_) => Ok(tonic::Status::ok("accepted")),
         Err(status) => Ok(status),
@@ -124,11 +134,20 @@ async fn members_and_clients_meet_over_tls_and_strangers_are_refused() {
             pem(ours.join("node-1.pem")),
             pem(ours.join("node-1-key.pem")),
         ));
-    let status = forward(&follower_addr, member).await.unwrap();
+    // A member's call without this cluster's id is refused before it is read.
+    let status = forward(&follower_addr, member.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let cluster_id = cluster.status(1).await.unwrap().cluster_id;
+    let status = forward(&follower_addr, member, Some(&cluster_id))
+        .await
+        .unwrap();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     let status = forward(
         &follower_addr,
         ClientTlsConfig::new().ca_certificate(ca.clone()),
+        None,
     )
     .await
     .unwrap();
@@ -143,7 +162,7 @@ async fn members_and_clients_meet_over_tls_and_strangers_are_refused() {
             pem(theirs.join("node-1.pem")),
             pem(theirs.join("node-1-key.pem")),
         ));
-    match forward(&follower_addr, impostor).await {
+    match forward(&follower_addr, impostor, None).await {
         // The server rejects the certificate during the handshake; with TLS
         // 1.3 the client learns it on its first call, from the alert or from
         // the connection closing first (a race), never from an answer.

@@ -6,7 +6,7 @@
 //! | column family | key | value (JSON unless noted) |
 //! |---|---|---|
 //! | `raft_log` | log index, u64 big-endian | `openraft::Entry<TypeConfig>` |
-//! | `raft_meta` | `vote`, `committed`, `last_purged` | the openraft value |
+//! | `raft_meta` | `vote`, `committed`, `last_purged`, `cluster_id` | the openraft value; `cluster_id`: the id of the cluster this node belongs to, a JSON string |
 //! | `tasks` | task number, u64 big-endian | [`vtask_model::Task`] |
 //! | `index` | `s` + state byte + task number; `c` + completeTime, `l` + lease expiry (i64 µs, sign bit flipped, big-endian) + task number | empty (tasks by state, for ListTasks; finished tasks by completion, for retention; unfinished leased tasks by expiry, for lapses) |
 //! | `sessions` | client id (UTF-8) | [`Session`]: last use and the sequence numbers with a stored reply, as runs `[first, last]` (since version 3) |
@@ -15,6 +15,53 @@
 //! | `changes` | revision, u64 big-endian | [`ChangeRecord`] (watch resume, audit); a task's records go when retention removes it, except its REMOVED record |
 //! | `history` | task number + revision, both u64 big-endian | empty (per-task history, D23) |
 //! | `sm_meta` | `last_applied`, `membership`, `counters`, `revision`, `pruned_through`, `format` | the value (`pruned_through`: the newest revision deleted with a removed task) |
+//!
+//! The state digest (`Cluster.Status.state_digest`, compared by the tests,
+//! the chaos checker and the compose test) is the SHA-256 over every state
+//! family: its name (u32 BE length, bytes), then each key and value (u32 BE
+//! length, bytes), in key order, leaving out `sm_meta/last_applied` and
+//! `sm_meta/membership` (Raft's bookkeeping: the applied index is reported
+//! beside the digest, and a restored cluster has other members and log ids
+//! but the same state).
+//!
+//! # Snapshot files and backups
+//!
+//! Raft snapshots (`snapshots/current.snap`) and backups (`vtask snapshot
+//! save`) are one file format, defined in `vtask-snapfile` (version 2):
+//! `"VTASKSNAP2\n"`, a u32 BE length and a JSON header, the records of every
+//! state family (u8 family index into `STATE_CFS`, u32 BE key length, key,
+//! u32 BE value length, value), an end byte 0xFF, and the SHA-256 of
+//! everything before it. The header holds openraft's `SnapshotMeta`
+//! (`meta`), `applied_index`, `cluster_id` (of origin), `digest` and `tasks`
+//! (backups; Raft snapshots leave them out, they would cost a second pass),
+//! `revision` and `created_unix_ms`. Version 1 (`"VTASKSNAP1\n"`, the header
+//! was the bare `SnapshotMeta`) is still read.
+//!
+//! A backup is taken by `Cluster.SaveSnapshot`: a read barrier first (the
+//! linearizable point), then one RocksDB point-in-time view that both the
+//! digest pass and the record pass read, so the header describes exactly
+//! the records. `vtaskd restore` ([`restore`]) verifies the whole file,
+//! refuses a non-empty directory, writes the records into a new store in
+//! one synced batch with `last_applied` = (term 0, the backup's index) and
+//! the new members as the membership at that log id, records the new
+//! cluster id in `raft_meta`, and checks that the restored digest equals the
+//! header's; on any failure the directory is removed. The Raft log stays
+//! empty: at first start openraft purges it up to `last_applied` and builds
+//! a snapshot, and the first leader (term 1) appends at the backup's index +
+//! 1. Counters, revisions and sessions come from the backup, so task
+//! numbers and revisions go on and retries are still answered (D27).
+//!
+//! # Cluster ids
+//!
+//! The first member of a new cluster makes a random id before it
+//! initializes; every Raft call carries the sender's id (gRPC metadata
+//! `vtask-cluster-id`) and a node refuses a call with another id, or
+//! without one once it has one (FAILED_PRECONDITION). A node without an id
+//! adopts the caller's at its first call if it has no Raft state (a new
+//! member, one that lost its data); a node with Raft state but no id (a
+//! cluster initialized before ids) takes calls without an id only. A
+//! restored cluster gets a new id, so it and the cluster it came from refuse
+//! each other.
 //!
 //! # Durability
 //!

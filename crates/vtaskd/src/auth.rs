@@ -7,6 +7,7 @@
 //! [roles]
 //! admin    = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View"]
 //! reporter = ["Task.Update", "System.View"]
+//! operator = ["Cluster.Admin"]   # cluster operations: Cluster.SaveSnapshot (backups)
 //!
 //! [[users]]
 //! name = "alice"
@@ -321,7 +322,7 @@ mod tests {
 
     const ROLES: &str = r#"
 [roles]
-admin = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View"]
+admin = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View", "Cluster.Admin"]
 viewer = ["System.View"]
 "#;
 
@@ -351,6 +352,7 @@ viewer = ["System.View"]
         assert_eq!(bob.name, "bob");
         assert!(bob.privileges.contains(Privilege::SystemView));
         assert!(!bob.privileges.contains(Privilege::TaskCreate));
+        assert!(!bob.privileges.contains(Privilege::ClusterAdmin));
         assert!(users.find("c-token").is_none());
     }
 
