@@ -140,10 +140,9 @@ async fn a_backup_under_load_restores_into_a_new_cluster_that_serves_the_same_st
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let stop = stop.clone();
-        let client = vtask_client::Client::new(
-            old_endpoints.split(',').map(String::from).collect(),
-        )
-        .user("loader");
+        let client =
+            vtask_client::Client::new(old_endpoints.split(',').map(String::from).collect())
+                .user("loader");
         tokio::spawn(async move {
             let mut written = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -198,7 +197,11 @@ async fn a_backup_under_load_restores_into_a_new_cluster_that_serves_the_same_st
         &["snapshot", "status", file.to_str().unwrap()],
     )
     .await;
-    assert!(table.stdout.contains("checksum        ok"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("checksum        ok"),
+        "{}",
+        table.stdout
+    );
 
     // A flipped byte: status and restore say so, and leave no directory.
     let mut bytes = std::fs::read(&file).unwrap();
@@ -298,18 +301,28 @@ async fn a_backup_under_load_restores_into_a_new_cluster_that_serves_the_same_st
         .unwrap()
         .into_inner();
     assert_eq!(reply.info.as_ref(), Some(&before[6]));
-    assert_eq!(new.converged(Duration::from_secs(10)).await.unwrap(), saved_digest);
+    assert_eq!(
+        new.converged(Duration::from_secs(10)).await.unwrap(),
+        saved_digest
+    );
 
     // New writes get revisions above the saved ones, and new task numbers.
     let fresh = new_manager
-        .create_task(with(create_request("after-restore", 1, "vm-new"), "tok-operator"))
+        .create_task(with(
+            create_request("after-restore", 1, "vm-new"),
+            "tok-operator",
+        ))
         .await
         .unwrap()
         .into_inner()
         .info
         .unwrap();
     let fresh_number: u64 = fresh.key.trim_start_matches("task-").parse().unwrap();
-    assert!(fresh_number > saved_tasks, "{} after {saved_tasks} tasks", fresh.key);
+    assert!(
+        fresh_number > saved_tasks,
+        "{} after {saved_tasks} tasks",
+        fresh.key
+    );
     let history = vtask_client::Client::new(new_endpoints.split(',').map(String::from).collect())
         .token("tok-operator")
         .task_history(&fresh.key)
@@ -332,8 +345,15 @@ async fn a_backup_under_load_restores_into_a_new_cluster_that_serves_the_same_st
             .metadata_mut()
             .insert("vtask-cluster-id", from.parse().unwrap());
         let refused = raft.vote(request).await.unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
-        assert!(refused.message().contains("belongs to cluster"), "{refused:?}");
+        assert_eq!(
+            refused.code(),
+            tonic::Code::FailedPrecondition,
+            "{refused:?}"
+        );
+        assert!(
+            refused.message().contains("belongs to cluster"),
+            "{refused:?}"
+        );
     }
     // Both clusters still serve.
     old.converged(Duration::from_secs(10)).await.unwrap();
@@ -344,7 +364,11 @@ async fn a_backup_under_load_restores_into_a_new_cluster_that_serves_the_same_st
     let denied = vtask(
         &new_endpoints,
         ("VTASK_TOKEN", "tok-viewer"),
-        &["snapshot", "save", dir.path().join("denied.snap").to_str().unwrap()],
+        &[
+            "snapshot",
+            "save",
+            dir.path().join("denied.snap").to_str().unwrap(),
+        ],
     )
     .await;
     assert_eq!(denied.code, 1, "{}{}", denied.stdout, denied.stderr);

@@ -135,9 +135,7 @@ async fn members_and_clients_meet_over_tls_and_strangers_are_refused() {
             pem(ours.join("node-1-key.pem")),
         ));
     // A member's call without this cluster's id is refused before it is read.
-    let status = forward(&follower_addr, member.clone(), None)
-        .await
-        .unwrap();
+    let status = forward(&follower_addr, member.clone(), None).await.unwrap();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     let cluster_id = cluster.status(1).await.unwrap().cluster_id;
     let status = forward(&follower_addr, member, Some(&cluster_id))

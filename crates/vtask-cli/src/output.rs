@@ -293,27 +293,6 @@ pub fn print_history(format: Format, changes: &[v1::TaskChange]) -> Result<(), c
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_renders_utc() {
-        assert_eq!(
-            rfc3339(Timestamp::from_micros(0)),
-            "1970-01-01T00:00:00.000000Z"
-        );
-        assert_eq!(
-            rfc3339(Timestamp::from_micros(1_795_906_345_123_456)),
-            "2026-11-28T22:52:25.123456Z"
-        );
-        assert_eq!(
-            rfc3339(Timestamp::from_micros(951_782_400_000_000)),
-            "2000-02-29T00:00:00.000000Z"
-        );
-    }
-}
-
 /// A backup file's header and check (`vtask snapshot save|status`).
 pub fn print_snapshot(
     format: Format,
@@ -360,5 +339,26 @@ pub fn print_snapshot(
             println!("records         {}", summary.records);
             println!("checksum        ok (sha256 {})", summary.checksum);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_renders_utc() {
+        assert_eq!(
+            rfc3339(Timestamp::from_micros(0)),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::from_micros(1_795_906_345_123_456)),
+            "2026-11-28T22:52:25.123456Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::from_micros(951_782_400_000_000)),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 }

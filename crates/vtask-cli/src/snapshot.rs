@@ -14,10 +14,12 @@ use crate::{Conn, Failure};
 /// Checks the whole file and returns its summary; a damaged file or no
 /// backup at all is a usage failure (exit 2) that says what is wrong.
 pub fn check(file: &Path) -> Result<Summary, Failure> {
-    let input = File::open(file)
-        .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?;
+    let input = File::open(file).map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?;
     vtask_snapfile::verify(BufReader::new(input)).map_err(|e| {
-        Failure::Usage(format!("{}: checksum BAD or file damaged: {e}", file.display()))
+        Failure::Usage(format!(
+            "{}: checksum BAD or file damaged: {e}",
+            file.display()
+        ))
     })
 }
 

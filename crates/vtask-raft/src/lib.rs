@@ -22,10 +22,7 @@ pub type SharedClusterId = std::sync::Arc<std::sync::RwLock<Option<String>>>;
 
 /// Puts the cluster id, if there is one, into a request's metadata.
 pub fn add_cluster_id<T>(request: &mut tonic::Request<T>, cluster_id: &SharedClusterId) {
-    let id = cluster_id
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let id = cluster_id.read().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some(value) = id.and_then(|id| id.parse().ok()) {
         request.metadata_mut().insert(CLUSTER_ID_HEADER, value);
     }

@@ -230,10 +230,12 @@ impl<R: Read> Reader<R> {
         if cf[0] == END {
             let expected = std::mem::take(&mut self.hasher).finalize();
             let mut sum = [0u8; 32];
-            self.inner.read_exact(&mut sum).map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => FileError::corrupt("truncated checksum"),
-                _ => FileError::Io(e),
-            })?;
+            self.inner
+                .read_exact(&mut sum)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => FileError::corrupt("truncated checksum"),
+                    _ => FileError::Io(e),
+                })?;
             if sum[..] != expected[..] {
                 return Err(FileError::corrupt("checksum mismatch"));
             }

@@ -47,8 +47,8 @@
 //! cluster id in `raft_meta`, and checks that the restored digest equals the
 //! header's; on any failure the directory is removed. The Raft log stays
 //! empty: at first start openraft purges it up to `last_applied` and builds
-//! a snapshot, and the first leader (term 1) appends at the backup's index +
-//! 1. Counters, revisions and sessions come from the backup, so task
+//! a snapshot, and the first leader (term 1) appends right after the
+//! backup's index. Counters, revisions and sessions come from the backup, so task
 //! numbers and revisions go on and retries are still answered (D27).
 //!
 //! # Cluster ids
@@ -91,11 +91,11 @@ mod types;
 pub use db::{open, Store, StoreError};
 pub use log_store::LogStore;
 pub use snapshot::{restore, Restored};
-pub use vtask_snapfile as snapfile;
 pub use state_machine::{AppliedState, ReadView, StateMachine, SESSION_TTL_MILLIS};
 pub use types::{
     Batch, BatchReply, ChangeKind, ChangeRecord, ClientRef, Request, Session, TypeConfig,
 };
+pub use vtask_snapfile as snapfile;
 
 /// The node id type of the cluster.
 pub type NodeId = u64;

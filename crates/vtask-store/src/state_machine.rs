@@ -1136,7 +1136,10 @@ impl ReadView {
     /// Writes a backup of the applied state as of now (one point-in-time
     /// view) to `out`; returns its header. Blocking: call it off the
     /// async runtime.
-    pub fn write_backup(&self, out: impl std::io::Write) -> Result<vtask_snapfile::Header, StoreError> {
+    pub fn write_backup(
+        &self,
+        out: impl std::io::Write,
+    ) -> Result<vtask_snapfile::Header, StoreError> {
         snapshot::write_backup(&self.store, out)
     }
 

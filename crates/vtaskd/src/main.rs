@@ -27,8 +27,8 @@ mod ui;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sha2::Digest;
 use clap::Parser;
+use sha2::Digest;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 use vtask_proto::raft::v1::raft_service_server::RaftServiceServer;
@@ -160,7 +160,13 @@ fn restore(
         return ExitCode::from(2);
     }
     let cluster_id = match cluster_id {
-        Some(id) if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') => {
+        Some(id)
+            if id.is_empty()
+                || id.len() > 128
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') =>
+        {
             eprintln!("vtaskd restore: --cluster-id is 1 to 128 letters, digits, '-', '_' or '.'");
             return ExitCode::from(2);
         }

@@ -232,7 +232,11 @@ impl Node {
         let theirs = theirs.unwrap_or_default();
         let _adopting = self.adopting.lock().await;
         if let Some(ours) = self.cluster_id() {
-            return if ours == theirs { Ok(()) } else { refuse(&ours) };
+            return if ours == theirs {
+                Ok(())
+            } else {
+                refuse(&ours)
+            };
         }
         if self.raft.is_initialized().await.unwrap_or(true) {
             return Err(format!(
