@@ -50,12 +50,19 @@ impl Decoder for Raw {
 }
 
 async fn raw_call(cluster: &Cluster, id: u64, path: &'static str, body: Vec<u8>) -> Status {
+    // Sent as a member of this cluster would (its id in the metadata), so
+    // the payload itself is what the node judges.
+    let cluster_id = cluster.status(id).await.unwrap().cluster_id;
+    let mut request = tonic::Request::new(body);
+    request
+        .metadata_mut()
+        .insert("vtask-cluster-id", cluster_id.parse().unwrap());
     let channel = cluster.channel(id).await.unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     match grpc
         .unary(
-            tonic::Request::new(body),
+            request,
             tonic::codegen::http::uri::PathAndQuery::from_static(path),
             Raw,
         )

@@ -241,7 +241,8 @@ async fn the_event_stream_resumes_on_another_node_after_its_last_event_id() {
     let session = json(&body);
     assert_eq!(session["authRequired"], false);
     assert_eq!(session["authenticated"], true);
-    assert_eq!(session["privileges"].as_array().unwrap().len(), 4);
+    // The four task privileges and Cluster.Admin (issue #15).
+    assert_eq!(session["privileges"].as_array().unwrap().len(), 5);
 
     // A node that stops ends its open streams and exits cleanly (the browser
     // then reconnects elsewhere or later, after its last id).
