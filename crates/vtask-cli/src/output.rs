@@ -201,6 +201,7 @@ pub fn print_cluster(format: Format, statuses: &[(String, Result<v1::StatusRespo
                         "lastLogIndex": s.last_log_index,
                         "appliedIndex": s.applied_index,
                         "stateDigest": s.state_digest,
+                        "clusterId": s.cluster_id,
                     }),
                     Err(e) => serde_json::json!({"endpoint": addr, "error": e}),
                 };
