@@ -81,10 +81,11 @@ pub struct Principal {
     pub privileges: Privileges,
 }
 
-/// One parsed users file: token hash → principal.
+/// One parsed users file: token hash → principal, and name → principal.
 #[derive(Debug, Default)]
 pub struct Users {
     by_token: HashMap<[u8; 32], Principal>,
+    by_name: HashMap<String, Principal>,
 }
 
 impl Users {
@@ -121,6 +122,7 @@ impl Users {
             roles.insert(role.as_str(), Privileges::of(&privileges));
         }
         let mut by_token = HashMap::new();
+        let mut by_name = HashMap::new();
         let mut names = std::collections::HashSet::new();
         for user in &file.users {
             vtask_model::validate::name("name", &user.name).map_err(|_| {
@@ -155,6 +157,7 @@ impl Users {
                 name: user.name.clone(),
                 privileges: Privileges::of(&privileges),
             };
+            by_name.insert(user.name.clone(), principal.clone());
             if by_token.insert(hash, principal).is_some() {
                 return Err(ParseError::Invalid(format!(
                     "user {:?}: another user has the same token",
@@ -162,7 +165,7 @@ impl Users {
                 )));
             }
         }
-        Ok(Users { by_token })
+        Ok(Users { by_token, by_name })
     }
 
     pub fn len(&self) -> usize {
@@ -180,14 +183,18 @@ enum ParseError {
 }
 
 pub fn sha256(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    sha256_bytes(token.as_bytes())
+}
+
+pub fn sha256_bytes(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn parse_hash(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_hash(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
     if text.len() != 64 || !text.is_ascii() {
         return None;
@@ -263,6 +270,52 @@ impl Auth {
                 }
             }
         }
+    }
+}
+
+impl Auth {
+    /// `SessionManager.Login` of the SOAP door: the caller that `user_name`
+    /// and `password` log in as, or `None` (InvalidLogin). On an insecure
+    /// node any user name and password log in with every privilege, as any
+    /// gRPC call there does. With a users file the password is, for now,
+    /// the user's bearer token (password hashes are issue 16 item 4), and
+    /// the token must be that user's.
+    pub fn login(&self, user_name: &str, password: &str) -> Option<Caller> {
+        match self {
+            Auth::Insecure => {
+                let name = if vtask_model::validate::name("user", user_name).is_ok() {
+                    user_name
+                } else {
+                    DEFAULT_USER
+                };
+                Some(Caller::user(name, Privileges::ALL))
+            }
+            Auth::Tokens { users, .. } => {
+                if password.is_empty() || password.len() > MAX_TOKEN_LEN {
+                    return None;
+                }
+                let users = Auth::current(users);
+                let p = users.find(password)?;
+                (p.name == user_name).then(|| Caller::user(p.name.clone(), p.privileges))
+            }
+        }
+    }
+
+    /// The caller of a SOAP session that logged in as `name`: the user's
+    /// privileges as the users file grants them now, so a user removed by a
+    /// SIGHUP reload loses its sessions too.
+    pub fn session_caller(&self, name: &str) -> Caller {
+        match self {
+            Auth::Insecure => Caller::user(name, Privileges::ALL),
+            Auth::Tokens { users, .. } => match Auth::current(users).by_name.get(name) {
+                Some(p) => Caller::user(p.name.clone(), p.privileges),
+                None => Caller::Anonymous,
+            },
+        }
+    }
+
+    pub fn is_insecure(&self) -> bool {
+        matches!(self, Auth::Insecure)
     }
 }
 

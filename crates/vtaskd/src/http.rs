@@ -1,5 +1,6 @@
 //! The HTTP port: `/metrics` (Prometheus text), `/health`, and `/status`
-//! (JSON, with the state digest) for operators and tests.
+//! (JSON, with the state digest) for operators and tests, and the vSphere
+//! SOAP door at `/sdk` (`soap.rs`).
 
 use std::net::SocketAddr;
 
@@ -13,13 +14,15 @@ use crate::node::Node;
 pub async fn serve(
     addr: SocketAddr,
     node: Node,
+    sdk: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/status", get(status))
-        .with_state(node);
+        .with_state(node)
+        .merge(sdk);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding the HTTP port {addr}: {e}"))?;

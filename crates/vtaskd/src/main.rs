@@ -20,6 +20,7 @@ mod planted;
 mod proposer;
 mod raft_service;
 mod service;
+mod soap;
 mod tls;
 
 use std::process::ExitCode;
@@ -268,6 +269,14 @@ async fn run(
     let node = Node::start(&config).await?;
     housekeeping::start(node.clone());
     let tasks = service::TaskService::new(node.clone(), gate);
+    if config.session_key_file.is_none() && !tasks.auth().is_insecure() {
+        tracing::warn!("no --session-key-file: vSphere SOAP sessions are valid on this node only; give every node the same key file");
+    }
+    let sdk = soap::router(
+        tasks.clone(),
+        soap::session_key(config.session_key_file.as_deref())?,
+        soap::about(&config.initial_cluster),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -338,7 +347,7 @@ async fn run(
                 .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?,
             stopped(),
         );
-    let http = http::serve(config.http, node.clone(), stopped());
+    let http = http::serve(config.http, node.clone(), sdk, stopped());
 
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
