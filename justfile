@@ -23,9 +23,12 @@ certs dir=".dev/certs" nodes="3":
 dev-down:
     scripts/dev.sh down
 
-# Build everything and run the whole test suite: model, wire, store and real-cluster tests, a chaos run, the compose cluster under faults, and the deploy files' checks.
+# Build everything and run the whole test suite: model, wire, store and real-cluster tests, the Python client's tests, the web view in a browser, a chaos run, the compose cluster under faults, and the deploy files' checks.
 test: build
     cargo nextest run --workspace --no-fail-fast
+    just python-test
+    scripts/googleapis-protos.sh --check
+    just ui-test
     just chaos --duration 3m --faults kill,stop,partition --interval 5s --min-operations 2000
     just compose-test
     just deploy-check
@@ -57,6 +60,14 @@ compose-test profile="debug": build
 # Validate the Kubernetes manifests (schema, strict) and the systemd unit (systemd-analyze verify).
 deploy-check: build
     scripts/deploy-check.sh
+
+# The Python client's tests (clients/python) against a real 3-node TLS cluster; sets up the venv (`sh scripts/setup.sh python`).
+python-test *args: build
+    scripts/python-test.sh {{args}}
+
+# The web view (/ui) in Debian's headless chromium (playwright-core) against a real 3-node TLS cluster; screenshots in $CARGO_TARGET_DIR/ui-screenshots (`sh scripts/setup.sh browser`).
+ui-test *args: build
+    scripts/ui-test.sh {{args}}
 
 # Fault injection against a fresh local cluster, then the history check; exit 1 on any anomaly (see README, Chaos testing).
 chaos *args: build

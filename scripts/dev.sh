@@ -75,6 +75,12 @@ up() {
     for id in 1 2 3; do
         echo "  node $id: grpc 127.0.0.1:700$id   http http://127.0.0.1:900$id/metrics  pid $(cat "$dir/node-$id.pid")"
     done
+    # The web view is on every node's HTTP port, over TLS when the node runs TLS.
+    if [ -n "${VTASK_CA:-}" ]; then
+        echo "  web view: https://127.0.0.1:9001/ui (any node's port; sign in with the admin token; the browser must trust $VTASK_CA)"
+    else
+        echo "  web view: http://127.0.0.1:9001/ui (any node's port)"
+    fi
     echo
     export VTASK_ENDPOINTS=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
     vtask="$target/debug/vtask"

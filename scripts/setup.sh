@@ -9,6 +9,10 @@
 #                                  running (for `just image`, `just up` and the compose test)
 #   sh scripts/setup.sh deploy     also the project's Python venv (${VTASK_VENV:-.venv}) and
 #                                  systemd-analyze (for scripts/deploy-check.sh)
+#   sh scripts/setup.sh python     also that venv with the Python client (clients/python,
+#                                  editable) and its test tools (for scripts/python-test.sh)
+#   sh scripts/setup.sh browser    also Debian's chromium and Node.js with npm (for the
+#                                  web view's browser test, scripts/ui-test.sh)
 set -eu
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -71,9 +75,8 @@ if ! have openssl; then
     apt_install openssl
 fi
 
-case "${1:-}" in
-docker) ;;
-deploy)
+# The project's Python venv, ${VTASK_VENV:-.venv}; sets $venv.
+make_venv() {
     venv="${VTASK_VENV:-.venv}"
     if [ ! -x "$venv/bin/pip" ]; then
         echo "setup: creating the Python venv $venv"
@@ -84,6 +87,45 @@ deploy)
             python3 -m venv "$venv"
         }
     fi
+}
+
+case "${1:-}" in
+docker) ;;
+python)
+    make_venv
+    # Installed again only when clients/python/pyproject.toml (its
+    # dependencies and pins) changed since the last install into this venv.
+    client="$(cd "$(dirname "$0")/.." && pwd)/clients/python"
+    stamp="$venv/.vtask-python-client"
+    want="$client $(cksum <"$client/pyproject.toml")"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
+        || ! "$venv/bin/python" -c 'import vtask, grpc_tools, pytest, google.rpc.status_pb2' 2>/dev/null; then
+        echo "setup: installing the Python client (clients/python) and its test tools into $venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$client[test]"
+        printf '%s\n' "$want" >"$stamp"
+    fi
+    exit 0
+    ;;
+browser)
+    # The browser test drives Debian's own chromium (playwright-core with
+    # executablePath=/usr/bin/chromium; no browser download) from Node.js.
+    if [ ! -x /usr/bin/chromium ]; then
+        echo "setup: installing chromium (the web view's browser test)"
+        apt_install --no-install-recommends chromium fonts-liberation
+    fi
+    if ! have node || ! have npm; then
+        echo "setup: installing nodejs and npm (playwright-core drives the browser test)"
+        apt_install nodejs npm
+    fi
+    # playwright-core (tests/ui/package.json) needs Node.js 20 or later.
+    if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+        echo "setup: the browser test needs Node.js 20 or later; this is $(node --version)" >&2
+        exit 1
+    fi
+    exit 0
+    ;;
+deploy)
+    make_venv
     if ! have systemd-analyze; then
         echo "setup: installing systemd (systemd-analyze verify checks the unit)"
         apt_install systemd

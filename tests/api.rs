@@ -315,3 +315,41 @@ async fn a_wait_and_a_watch_survive_a_leader_kill() {
     assert_eq!(live, recorded);
     assert!(live.windows(2).all(|w| w[0].0 < w[1].0), "in order");
 }
+
+/// A wait lasts as long as it was asked to, beyond the client's per-call
+/// bound: its calls are given the wait's time (the CLI's `wait --timeout
+/// 40s` once failed after the 30 s bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_may_outlast_the_per_call_timeout() {
+    let cluster = Cluster::start(ClusterConfig::default()).await.unwrap();
+    let endpoints: Vec<String> = cluster.endpoints().split(',').map(String::from).collect();
+    let waiter = Client::new(endpoints.clone())
+        .user("alice")
+        .call_timeout(Duration::from_millis(500));
+    let owner = Client::new(endpoints).user("alice");
+    let key = owner
+        .create_task(args("vm-w"))
+        .await
+        .unwrap()
+        .key
+        .to_string();
+    owner
+        .set_task_state(&key, State::Running, None, None)
+        .await
+        .unwrap();
+    let finish = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        owner
+            .set_task_state(&key, State::Success, None, None)
+            .await
+            .unwrap()
+    });
+    let started = std::time::Instant::now();
+    let done = waiter
+        .wait("task-1", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.state, State::Success);
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    finish.await.unwrap();
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use vtask_client::{Client, Error, WatchSelector};
 use vtask_model::{CreateTask, FaultKind, LocalizableMessage, MoRef, State, TaskFilterSpec};
-use vtask_tests::{Cluster, ClusterConfig};
+use vtask_tests::{hash_token, Cluster, ClusterConfig};
 
 /// A principal of the table: its token and the privileges its roles give.
 struct Principal {
@@ -125,7 +125,7 @@ fn users_file(path: &Path, revoked: &[&str]) {
         text.push_str(&format!(
             "\n[[users]]\nname = {:?}\ntoken_sha256 = {:?}\nroles = [{:?}]\n",
             p.label,
-            hash(token),
+            hash_token(token),
             p.label
         ));
     }
@@ -134,15 +134,6 @@ fn users_file(path: &Path, revoked: &[&str]) {
 
 /// The users file's hash of a token, made by `vtaskd hash-token`, so the
 /// test also covers the helper operators use.
-fn hash(token: &str) -> String {
-    let out = std::process::Command::new(vtask_tests::vtaskd_bin())
-        .args(["hash-token", token])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 async fn auth_cluster() -> (Cluster, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.toml");

@@ -77,6 +77,44 @@ pub fn vtaskd_bin() -> PathBuf {
     profile_dir.join("vtaskd")
 }
 
+/// A cluster CA and certificates for nodes 1-3 in `dir`, made by
+/// `scripts/certs.sh` as for the dev cluster; returns `dir`.
+pub fn certs(dir: &Path) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/certs.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(dir)
+        .arg("3")
+        .output()
+        .expect("running scripts/certs.sh");
+    assert!(out.status.success(), "scripts/certs.sh: {out:?}");
+    dir.to_path_buf()
+}
+
+/// The vtaskd flags that give every node its certificate from `certs`
+/// (made by [`certs`]) and the cluster CA.
+pub fn tls_args(certs: &Path) -> Vec<String> {
+    let file = |name: &str| certs.join(name).display().to_string();
+    vec![
+        "--tls-cert".into(),
+        file("node-{id}.pem"),
+        "--tls-key".into(),
+        file("node-{id}-key.pem"),
+        "--tls-ca".into(),
+        file("ca.pem"),
+    ]
+}
+
+/// The users-file hash of `token`, from `vtaskd hash-token`.
+pub fn hash_token(token: &str) -> String {
+    let out = Command::new(vtaskd_bin())
+        .args(["hash-token", token])
+        .output()
+        .expect("running vtaskd hash-token");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// The vtask CLI of this build, beside vtaskd, or at `$VTASK_BIN`.
 pub fn vtask_bin() -> PathBuf {
     match std::env::var_os("VTASK_BIN") {

@@ -13,33 +13,17 @@ use vtask_client::{Client, Error};
 use vtask_model::{CreateTask, MoRef, TaskKey};
 use vtask_proto::raft::v1::raft_service_client::RaftServiceClient;
 use vtask_proto::raft::v1::ForwardRequest;
-use vtask_tests::{Cluster, ClusterConfig};
-
-fn certs(dir: &Path) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/certs.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg(dir)
-        .arg("3")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scripts/certs.sh: {out:?}");
-    dir.to_path_buf()
-}
+use vtask_tests::{certs, hash_token, tls_args, Cluster, ClusterConfig};
 
 fn users(dir: &Path) -> PathBuf {
-    let out = std::process::Command::new(vtask_tests::vtaskd_bin())
-        .args(["hash-token", "tls-admin"])
-        .output()
-        .unwrap();
-    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = hash_token("tls-admin");
     let path = dir.join("users.toml");
     std::fs::write(
         &path,
         format!(
             "[roles]\nadmin = [\"Task.Create\", \"Task.Update\", \"Global.CancelTask\", \"System.View\"]\n\
              [[users]]\nname = \"admin\"\ntoken_sha256 = \"{}\"\nroles = [\"admin\"]\n",
-            hash.trim()
+            hash
         ),
     )
     .unwrap();
@@ -78,16 +62,11 @@ async fn members_and_clients_meet_over_tls_and_strangers_are_refused() {
     let theirs = certs(&dir.path().join("theirs"));
     let users = users(dir.path());
     let cluster = Cluster::start(ClusterConfig {
-        extra_args: vec![
-            "--auth-file".into(),
-            users.display().to_string(),
-            "--tls-cert".into(),
-            ours.join("node-{id}.pem").display().to_string(),
-            "--tls-key".into(),
-            ours.join("node-{id}-key.pem").display().to_string(),
-            "--tls-ca".into(),
-            ours.join("ca.pem").display().to_string(),
-        ],
+        extra_args: [
+            vec!["--auth-file".into(), users.display().to_string()],
+            tls_args(&ours),
+        ]
+        .concat(),
         ..ClusterConfig::default()
     })
     .await
@@ -203,16 +182,11 @@ async fn nodes_named_by_dns_find_their_ids_and_meet_over_tls() {
     let certs = certs(&dir.path().join("certs"));
     let users = users(dir.path());
     let mut cluster = Cluster::start(ClusterConfig {
-        extra_args: vec![
-            "--auth-file".into(),
-            users.display().to_string(),
-            "--tls-cert".into(),
-            certs.join("node-{id}.pem").display().to_string(),
-            "--tls-key".into(),
-            certs.join("node-{id}-key.pem").display().to_string(),
-            "--tls-ca".into(),
-            certs.join("ca.pem").display().to_string(),
-        ],
+        extra_args: [
+            vec!["--auth-file".into(), users.display().to_string()],
+            tls_args(&certs),
+        ]
+        .concat(),
         advertise_host: Some("localhost".into()),
         ..ClusterConfig::default()
     })

@@ -219,18 +219,9 @@ struct FilterArgs {
 impl FilterArgs {
     fn spec(&self) -> Result<vtask_model::TaskFilterSpec, Failure> {
         let mut spec = state_filter(&self.state)?;
-        spec.entity = self
-            .entity
-            .clone()
-            .map(|entity| vtask_model::FilterByEntity {
-                entity,
-                recursion: vtask_model::RecursionOption::Itself,
-            });
+        spec.entity = self.entity.clone().map(vtask_model::FilterByEntity::itself);
         if !self.users.is_empty() {
-            spec.user_name = Some(vtask_model::FilterByUsername {
-                system_user: false,
-                user_list: self.users.clone(),
-            });
+            spec.user_name = Some(vtask_model::FilterByUsername::users(self.users.clone()));
         }
         spec.activation_id = self.activation_id.clone();
         spec.tag = self.tag.clone();
@@ -279,12 +270,8 @@ enum ClusterVerb {
 }
 
 fn parse_moref(text: &str) -> Result<MoRef, String> {
-    match text.split_once(':') {
-        Some((t, v)) if !t.is_empty() && !v.is_empty() => Ok(MoRef::new(t, v)),
-        _ => Err(format!(
-            "{text:?} is not TYPE:VALUE, e.g. VirtualMachine:vm-42"
-        )),
-    }
+    MoRef::parse(text)
+        .ok_or_else(|| format!("{text:?} is not TYPE:VALUE, e.g. VirtualMachine:vm-42"))
 }
 
 fn parse_arg(text: &str) -> Result<KeyAnyValue, String> {

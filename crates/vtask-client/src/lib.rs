@@ -44,6 +44,10 @@ pub enum Error {
 
 /// How long a call keeps trying while no node answers.
 pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(15);
+/// How long one call may take to answer before the next node is tried.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a WaitTask call gets beyond its wait for the answer to arrive.
+const WAIT_MARGIN: Duration = Duration::from_secs(5);
 
 /// A connection to a cluster, cheap to share between tasks.
 pub struct Client {
@@ -58,6 +62,7 @@ pub struct Client {
     token: Option<String>,
     tls: Option<ClientTlsConfig>,
     retry_for: Duration,
+    call_timeout: Duration,
 }
 
 impl Client {
@@ -84,6 +89,7 @@ impl Client {
             token: None,
             tls: None,
             retry_for: DEFAULT_RETRY_FOR,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
     }
 
@@ -111,8 +117,14 @@ impl Client {
     /// A lazily connected channel to `addr`, over TLS when this client has
     /// a CA ([`Client::tls_ca`]).
     pub fn connect(&self, addr: &str) -> Result<Channel, Error> {
+        self.connect_within(addr, self.call_timeout)
+    }
+
+    /// [`Client::connect`] for calls that may take up to `per_call` to
+    /// answer (a WaitTask answers when its task ends).
+    fn connect_within(&self, addr: &str, per_call: Duration) -> Result<Channel, Error> {
         match &self.tls {
-            None => Client::channel(addr),
+            None => Client::channel_within(addr, per_call),
             Some(tls) => {
                 let bad = |e: tonic::transport::Error| Error::BadEndpoint {
                     endpoint: addr.into(),
@@ -123,7 +135,7 @@ impl Client {
                     .tls_config(tls.clone())
                     .map_err(bad)?
                     .connect_timeout(Duration::from_secs(1))
-                    .timeout(Duration::from_secs(30))
+                    .timeout(per_call)
                     .connect_lazy())
             }
         }
@@ -131,6 +143,14 @@ impl Client {
 
     pub fn retry_for(mut self, window: Duration) -> Client {
         self.retry_for = window;
+        self
+    }
+
+    /// How long one call may take to answer before it counts as lost and
+    /// the next node is tried (default 30 s). [`Client::wait`] gives its
+    /// calls as long as the wait, beyond this bound.
+    pub fn call_timeout(mut self, timeout: Duration) -> Client {
+        self.call_timeout = timeout;
         self
     }
 
@@ -152,6 +172,10 @@ impl Client {
 
     /// A lazily connected channel to `addr`.
     pub fn channel(addr: &str) -> Result<Channel, Error> {
+        Client::channel_within(addr, DEFAULT_CALL_TIMEOUT)
+    }
+
+    fn channel_within(addr: &str, per_call: Duration) -> Result<Channel, Error> {
         let endpoint =
             Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::BadEndpoint {
                 endpoint: addr.into(),
@@ -159,7 +183,7 @@ impl Client {
             })?;
         Ok(endpoint
             .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(30))
+            .timeout(per_call)
             .connect_lazy())
     }
 
@@ -186,6 +210,15 @@ impl Client {
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
+        self.call_within(self.call_timeout, call).await
+    }
+
+    /// [`Client::call`] for a call that may take up to `per_call` to answer.
+    async fn call_within<T, F, Fut>(&self, per_call: Duration, call: F) -> Result<T, Error>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
         let deadline = tokio::time::Instant::now() + self.retry_for;
         let mut last = String::from("no endpoint given");
         loop {
@@ -193,7 +226,7 @@ impl Client {
             for i in 0..self.endpoints.len() {
                 let at = (first + i) % self.endpoints.len();
                 let addr = &self.endpoints[at];
-                match call(self.connect(addr)?).await {
+                match call(self.connect_within(addr, per_call)?).await {
                     Ok(value) => {
                         self.preferred.store(at, Ordering::Relaxed);
                         return Ok(value);
@@ -237,8 +270,24 @@ impl Client {
         F: Fn(Channel, tonic::Request<M>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
     {
+        self.unary_within(self.call_timeout, message, rpc).await
+    }
+
+    /// [`Client::unary`] for a call that may take up to `per_call` to answer.
+    async fn unary_within<M, R, F, Fut>(
+        &self,
+        per_call: Duration,
+        message: M,
+        rpc: F,
+    ) -> Result<R, Error>
+    where
+        M: Clone,
+        R: LeaderHint,
+        F: Fn(Channel, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
         let reply = self
-            .call(|ch| rpc(ch, self.request(message.clone())))
+            .call_within(per_call, |ch| rpc(ch, self.request(message.clone())))
             .await?
             .into_inner();
         if let Some(at) = reply
@@ -364,8 +413,10 @@ impl Client {
                 key: key.into(),
                 timeout: Some(millis_to_duration(left.as_millis() as u64)),
             };
+            // The call lasts as long as the wait: give it that, and a margin
+            // for the answer, instead of the usual per-call bound.
             let reply = self
-                .unary(message, |ch, request| async move {
+                .unary_within(left + WAIT_MARGIN, message, |ch, request| async move {
                     TaskManagerClient::new(ch).wait_task(request).await
                 })
                 .await?;

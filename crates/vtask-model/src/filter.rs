@@ -42,6 +42,16 @@ pub struct FilterByEntity {
     pub recursion: RecursionOption,
 }
 
+impl FilterByEntity {
+    /// The tasks on `entity` itself: the one recursion vtask can answer (D12).
+    pub fn itself(entity: MoRef) -> FilterByEntity {
+        FilterByEntity {
+            entity,
+            recursion: RecursionOption::Itself,
+        }
+    }
+}
+
 /// `TaskFilterSpecRecursionOption`. We keep no inventory, so only `self` can
 /// be answered (D12).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +90,16 @@ pub struct FilterByUsername {
     pub system_user: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_list: Vec<String>,
+}
+
+impl FilterByUsername {
+    /// The tasks these users initiated (not the system's).
+    pub fn users(user_list: Vec<String>) -> FilterByUsername {
+        FilterByUsername {
+            system_user: false,
+            user_list,
+        }
+    }
 }
 
 impl TaskFilterSpec {

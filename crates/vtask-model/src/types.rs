@@ -62,6 +62,17 @@ impl MoRef {
     pub fn task(key: TaskKey) -> MoRef {
         MoRef::new("Task", key.to_string())
     }
+
+    /// `TYPE:VALUE`, as [`Display`](fmt::Display) writes a moref, both
+    /// parts non-empty: how every door and the CLI take one as text.
+    pub fn parse(text: &str) -> Option<MoRef> {
+        match text.split_once(':') {
+            Some((type_, value)) if !type_.is_empty() && !value.is_empty() => {
+                Some(MoRef::new(type_, value))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for MoRef {

@@ -251,17 +251,46 @@ impl Auth {
     /// credentials we do not know, make an anonymous caller: the model then
     /// answers `NotAuthenticated`, after `ManagedObjectNotFound` (D5).
     pub fn caller(&self, metadata: &MetadataMap) -> Caller {
+        let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
+        self.resolve(
+            header("authorization").and_then(bearer_value),
+            header(USER_HEADER),
+        )
+    }
+
+    /// The caller of an HTTP request (the web view): the same rules as
+    /// [`Auth::caller`], from `authorization: Bearer <token>` or, when that
+    /// header is absent, from `cookie_token` (the web view's session cookie).
+    pub fn http_caller(
+        &self,
+        headers: &axum::http::HeaderMap,
+        cookie_token: Option<&str>,
+    ) -> Caller {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let token = match header("authorization") {
+            Some(value) => bearer_value(value),
+            None => cookie_token.filter(|t| well_formed(t)),
+        };
+        self.resolve(token, header(USER_HEADER))
+    }
+
+    /// Whether this node authenticates callers at all (not `--insecure`).
+    pub fn needs_token(&self) -> bool {
+        matches!(self, Auth::Tokens { .. })
+    }
+
+    /// The caller presenting `token` (already taken from its header), or
+    /// naming itself `user` on an insecure node.
+    fn resolve(&self, token: Option<&str>, user: Option<&str>) -> Caller {
         match self {
             Auth::Insecure => {
-                let name = metadata
-                    .get(USER_HEADER)
-                    .and_then(|v| v.to_str().ok())
+                let name = user
                     .filter(|v| vtask_model::validate::name("user", v).is_ok())
                     .unwrap_or(DEFAULT_USER);
                 Caller::user(name, Privileges::ALL)
             }
             Auth::Tokens { users, .. } => {
-                let Some(token) = bearer(metadata) else {
+                let Some(token) = token else {
                     return Caller::Anonymous;
                 };
                 match Auth::current(users).find(token) {
@@ -319,13 +348,16 @@ impl Auth {
     }
 }
 
-/// The token of `authorization: Bearer <token>`.
-fn bearer(metadata: &MetadataMap) -> Option<&str> {
-    let value = metadata.get("authorization")?.to_str().ok()?;
+/// The token of an `authorization: Bearer <token>` value.
+fn bearer_value(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_LEN)
-        .then_some(token)
+    (scheme.eq_ignore_ascii_case("bearer") && well_formed(token)).then_some(token)
+}
+
+/// A token we would hash: not empty, and not longer than [`MAX_TOKEN_LEN`].
+fn well_formed(token: &str) -> bool {
+    !token.is_empty() && token.len() <= MAX_TOKEN_LEN
 }
 
 /// A fresh random token for `scripts/dev.sh`: 32 bytes from the OS, hex.
@@ -465,6 +497,46 @@ viewer = ["System.View"]
         std::fs::write(&path, "[[users]]\nbroken").unwrap();
         assert!(auth.reload().is_err());
         assert_eq!(auth.caller(&metadata("Bearer new")).name(), Some("alice"));
+    }
+
+    #[test]
+    fn http_callers_present_a_bearer_header_or_the_session_cookie() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{ROLES}{}{}",
+                user("alice", "a-token", r#"["admin"]"#),
+                user("bob", "b-token", r#"["viewer"]"#)
+            ),
+        )
+        .unwrap();
+        let auth = Auth::from_file(&path).unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        assert_eq!(auth.http_caller(&headers, None), Caller::Anonymous);
+        assert_eq!(
+            auth.http_caller(&headers, Some("b-token")).name(),
+            Some("bob")
+        );
+        assert_eq!(auth.http_caller(&headers, Some("")), Caller::Anonymous);
+        headers.insert("authorization", "Bearer a-token".parse().unwrap());
+        // The header, when present, is the credential: the cookie is not consulted.
+        assert_eq!(
+            auth.http_caller(&headers, Some("b-token")).name(),
+            Some("alice")
+        );
+        headers.insert("authorization", "Basic a-token".parse().unwrap());
+        assert_eq!(
+            auth.http_caller(&headers, Some("b-token")),
+            Caller::Anonymous
+        );
+        assert!(auth.needs_token());
+        assert!(!Auth::Insecure.needs_token());
+        assert_eq!(
+            Auth::Insecure.http_caller(&axum::http::HeaderMap::new(), None),
+            Caller::user(DEFAULT_USER, Privileges::ALL)
+        );
     }
 
     #[test]

@@ -1,35 +1,129 @@
-//! The HTTP port: `/metrics` (Prometheus text), `/health`, and `/status`
-//! (JSON, with the state digest) for operators and tests, and the vSphere
-//! SOAP door at `/sdk` (`soap.rs`).
+//! The HTTP port: `/metrics` (Prometheus text), `/health`, `/status`
+//! (JSON, with the state digest) for operators, probes and tests, and the
+//! web view at `/ui` (`ui.rs`) and the vSphere SOAP door at `/sdk` (`soap.rs`).
+//!
+//! On a TLS node the port speaks both: a connection whose first byte opens
+//! a TLS handshake (0x16) gets TLS with the node's certificate and every
+//! route; a plain-text connection gets the probes' routes only (`/health`,
+//! `/metrics`, `/status`: no credentials, no task), and `/ui` and `/sdk` answer with a
+//! redirect to https on the same port. So health checks (`vtaskd health`,
+//! compose and Kubernetes probes) keep working unchanged, and a token never
+//! crosses plain text on a node that has TLS.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 
 use crate::node::Node;
+use crate::service::TaskService;
+use crate::tls::TlsFiles;
+
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+/// How long a new connection may take to send its first byte, and a TLS
+/// client its handshake.
+const FIRST_BYTES: Duration = Duration::from_secs(10);
+/// How long open connections get to finish once the node stops.
+const DRAIN: Duration = Duration::from_secs(5);
 
 pub async fn serve(
     addr: SocketAddr,
     node: Node,
+    tasks: TaskService,
     sdk: Router,
+    tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = Router::new()
+    let acceptor = tls
+        .as_ref()
+        .map(crate::tls::http_config)
+        .transpose()?
+        .map(tokio_rustls::TlsAcceptor::from);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let probes = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/status", get(status))
-        .with_state(node)
-        .merge(sdk);
+        .with_state(node.clone());
+    let ui = crate::ui::Ui::new(tasks, node.id, acceptor.is_some(), stop_rx);
+    let full = probes.clone().merge(crate::ui::routes(ui)).merge(sdk);
+    let plain = match acceptor {
+        None => full.clone(),
+        Some(_) => probes.fallback(crate::ui::tls_only),
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding the HTTP port {addr}: {e}"))?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, go on.
+                    tracing::warn!("HTTP port {addr}: accepting: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Small replies and events: without nodelay, Nagle's algorithm and
+        // delayed ACKs hold each for ~40 ms.
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let (full, plain, acceptor) = (full.clone(), plain.clone(), acceptor.clone());
+        tokio::spawn(async move {
+            let Some(acceptor) = acceptor else {
+                return serve_connection(stream, full, watcher).await;
+            };
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(FIRST_BYTES, stream.peek(&mut first)).await {
+                Ok(Ok(1)) => {}
+                _ => return,
+            }
+            if first[0] != TLS_HANDSHAKE {
+                return serve_connection(stream, plain, watcher).await;
+            }
+            match tokio::time::timeout(FIRST_BYTES, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, full, watcher).await,
+                Ok(Err(e)) => tracing::debug!("HTTP port: TLS handshake: {e}"),
+                Err(_) => {}
+            }
+        });
+    }
+    // Event streams end; idle connections close, busy ones finish their reply.
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP port: connections still open after {DRAIN:?}; closing them");
+    }
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it closes, or the
+/// node stops and its last reply is done.
+async fn serve_connection<S>(
+    stream: S,
+    routes: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(routes));
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!("HTTP port: {e}");
+    }
 }
 
 async fn metrics(State(node): State<Node>) -> String {

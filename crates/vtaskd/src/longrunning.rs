@@ -20,8 +20,8 @@ use std::time::Duration;
 use prost::Message;
 use tonic::{Request, Response, Status};
 use vtask_model::{
-    Caller, Command, FilterByEntity, FilterByTime, FilterByUsername, MethodFault, MoRef,
-    RecursionOption, State, TaskFilterSpec, TaskInfo, TimeOption,
+    Caller, Command, FilterByEntity, FilterByTime, FilterByUsername, MethodFault, MoRef, State,
+    TaskFilterSpec, TaskInfo, TimeOption,
 };
 use vtask_proto::convert::{duration_to_millis, fault_to_rpc_status, timestamp_from_proto};
 use vtask_proto::google::longrunning::{
@@ -130,6 +130,20 @@ impl LongRunning {
     fn caller<T>(&self, request: &Request<T>) -> Caller {
         self.tasks.auth().caller(request.metadata())
     }
+
+    /// The task of the Operation `name`, read linearizably for the caller.
+    async fn task<T>(&self, request: &Request<T>, name: &str) -> Result<TaskInfo, Status> {
+        let (info, _) = self
+            .tasks
+            .get_task(
+                &self.caller(request),
+                task_key(name)?,
+                Consistency::Linearizable,
+            )
+            .await
+            .map_err(status)?;
+        Ok(info)
+    }
 }
 
 #[tonic::async_trait]
@@ -174,13 +188,7 @@ impl Operations for LongRunning {
         &self,
         request: Request<lro::GetOperationRequest>,
     ) -> Result<Response<lro::Operation>, Status> {
-        let caller = self.caller(&request);
-        let key = task_key(&request.get_ref().name)?;
-        let (info, _) = self
-            .tasks
-            .get_task(&caller, key, Consistency::Linearizable)
-            .await
-            .map_err(status)?;
+        let info = self.task(&request, &request.get_ref().name).await?;
         Ok(Response::new(operation(info)))
     }
 
@@ -188,13 +196,7 @@ impl Operations for LongRunning {
         &self,
         request: Request<lro::DeleteOperationRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = self.caller(&request);
-        let key = task_key(&request.get_ref().name)?;
-        let (info, _) = self
-            .tasks
-            .get_task(&caller, key, Consistency::Linearizable)
-            .await
-            .map_err(status)?;
+        let info = self.task(&request, &request.get_ref().name).await?;
         let fault = if info.state.is_terminal() {
             MethodFault::not_supported(format!(
                 "{} is kept until retention removes it: vtask deletes no task on request",
@@ -361,20 +363,14 @@ fn add_term(spec: &mut TaskFilterSpec, field: &str, value: &str) -> Result<(), S
             if spec.entity.is_some() {
                 return Err("a filter names one entity".into());
             }
-            let (type_, id) = value
-                .split_once(':')
-                .filter(|(t, v)| !t.is_empty() && !v.is_empty())
-                .ok_or_else(|| {
-                    format!("entity: {value:?} is not Type:value, as VirtualMachine:vm-42")
-                })?;
-            spec.entity = Some(FilterByEntity {
-                entity: MoRef::new(type_, id),
-                recursion: RecursionOption::Itself,
-            });
+            let entity = MoRef::parse(value).ok_or_else(|| {
+                format!("entity: {value:?} is not Type:value, as VirtualMachine:vm-42")
+            })?;
+            spec.entity = Some(FilterByEntity::itself(entity));
         }
         "initiator" => spec
             .user_name
-            .get_or_insert_with(FilterByUsername::default)
+            .get_or_insert_with(|| FilterByUsername::users(Vec::new()))
             .user_list
             .push(value.to_string()),
         "activation_id" => spec.activation_id.push(value.to_string()),
@@ -557,6 +553,7 @@ fn term(tokens: &[Token]) -> Result<(Term, &[Token]), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vtask_model::RecursionOption;
     use vtask_model::Timestamp;
 
     fn at(text: &str) -> Timestamp {

@@ -2,7 +2,8 @@
 //!
 //! Startup: read the configuration, open the store, start Raft (the lowest
 //! member of a new cluster initializes it), then serve the public gRPC API
-//! and the internal Raft service on one port and `/metrics` on another.
+//! and the internal Raft service on one port, and `/metrics`, `/health` and
+//! the web view (`/ui`) on another.
 //! Shutdown (SIGTERM or SIGINT): stop accepting, let in-flight calls finish,
 //! stop Raft, exit 0.
 
@@ -22,6 +23,7 @@ mod raft_service;
 mod service;
 mod soap;
 mod tls;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -339,7 +341,7 @@ async fn run(
         .add_service(api::task_service(tasks.clone()))
         .add_service(api::task_manager_service(tasks.clone()))
         .add_service(longrunning::operations_service(tasks.clone()))
-        .add_service(api::cluster_service(tasks))
+        .add_service(api::cluster_service(tasks.clone()))
         .serve_with_incoming_shutdown(
             // Without nodelay on every accepted socket, Nagle's algorithm and
             // delayed ACKs add ~40 ms to each small reply.
@@ -347,7 +349,14 @@ async fn run(
                 .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?,
             stopped(),
         );
-    let http = http::serve(config.http, node.clone(), sdk, stopped());
+    let http = http::serve(
+        config.http,
+        node.clone(),
+        tasks,
+        sdk,
+        config.tls.clone(),
+        stopped(),
+    );
 
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);

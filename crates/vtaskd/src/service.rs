@@ -656,6 +656,9 @@ impl TaskService {
         target: WatchTarget,
         start_revision: u64,
     ) -> Result<tokio::sync::mpsc::Receiver<Result<WatchEvent>>> {
+        // The barrier comes first: a task created just before the call must
+        // be found here even when this node has not applied it yet.
+        self.before_read(Consistency::Linearizable).await?;
         let selector = match target {
             WatchTarget::Task(key) => {
                 bounded_name("key", &key)?;
@@ -676,7 +679,6 @@ impl TaskService {
             .gate
             .watches
             .acquire(caller.name().unwrap_or_default())?;
-        self.before_read(Consistency::Linearizable).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
         let read = self.node.read.clone();
         tokio::spawn(async move {
@@ -690,9 +692,20 @@ impl TaskService {
     /// Cluster.Status: this node's view of membership, positions and the
     /// state digest.
     pub async fn status(&self) -> Result<NodeStatus> {
-        let metrics = self.node.raft.metrics().borrow().clone();
         let read = self.node.read.clone();
         let (applied_index, state_digest) = blocking(move || read.digest()).await?;
+        Ok(self.positions(applied_index, state_digest))
+    }
+
+    /// [`TaskService::status`] without the state digest (`state_digest`
+    /// empty), which reads the whole state: cheap enough for a page to poll
+    /// every second (the web view's cluster page).
+    pub fn status_without_digest(&self) -> NodeStatus {
+        self.positions(self.node.read.applied().index, String::new())
+    }
+
+    fn positions(&self, applied_index: u64, state_digest: String) -> NodeStatus {
+        let metrics = self.node.raft.metrics().borrow().clone();
         let role_of = |id: u64| -> Role {
             if id == self.node.id {
                 match metrics.state {
@@ -718,7 +731,7 @@ impl TaskService {
                 matched_index: replication.get(id).map(|m| m.map_or(0, |l| l.index)),
             })
             .collect();
-        Ok(NodeStatus {
+        NodeStatus {
             node_id: self.node.id,
             members,
             leader_id: metrics.current_leader,
@@ -730,7 +743,7 @@ impl TaskService {
                 .max(applied_index),
             applied_index,
             state_digest,
-        })
+        }
     }
 }
 

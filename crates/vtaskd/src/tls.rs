@@ -1,4 +1,5 @@
-//! TLS on the one gRPC port (rustls through tonic, ring provider).
+//! TLS on the gRPC port (rustls through tonic, ring provider) and on the
+//! HTTP port (the web view, [`http_config`]).
 //!
 //! Every node has a certificate from the cluster CA and presents it both as
 //! a server and, when it dials a peer, as a client. The port asks clients
@@ -12,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use tokio_rustls::rustls;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 
@@ -36,6 +38,8 @@ pub enum TlsError {
     },
     #[error("{what} {path} holds no PEM block (-----BEGIN ...)")]
     NotPem { what: &'static str, path: PathBuf },
+    #[error("TLS on the HTTP port: {0}")]
+    Http(String),
 }
 
 struct Pems {
@@ -77,6 +81,34 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerTlsConfig, TlsError> {
         .identity(Identity::from_pem(pems.cert, pems.key))
         .client_ca_root(Certificate::from_pem(pems.ca))
         .client_auth_optional(true))
+}
+
+/// The HTTP port's TLS (the web view): this node's certificate, as on the
+/// gRPC port, read by the same code; no client certificate asked for, since a
+/// browser would prompt for one.
+pub fn http_config(files: &TlsFiles) -> Result<std::sync::Arc<rustls::ServerConfig>, TlsError> {
+    let pems = read(files)?;
+    let certs = rustls_pemfile::certs(&mut pems.cert.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Http(format!("tls_cert {}: {e}", files.cert.display())))?;
+    let key = rustls_pemfile::private_key(&mut pems.key.as_slice())
+        .map_err(|e| TlsError::Http(format!("tls_key {}: {e}", files.key.display())))?
+        .ok_or_else(|| {
+            TlsError::Http(format!(
+                "tls_key {} holds no private key",
+                files.key.display()
+            ))
+        })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| TlsError::Http(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| TlsError::Http(format!("tls_cert {}: {e}", files.cert.display())))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
 }
 
 /// The client side towards peers: trust only the cluster CA, and present
