@@ -142,6 +142,11 @@ pub enum Tool {
     /// Print the SHA-256 (hex) of a token, for `token_sha256` in the users
     /// file. Reads the token from the first line of stdin when not given.
     HashToken { token: Option<String> },
+    /// Print the Argon2id hash (a PHC string) of a password, for
+    /// `password_hash` in the users file: vSphere clients log in with it.
+    /// Reads the password from the first line of stdin when not given, so
+    /// it stays out of the shell history.
+    HashPassword { password: Option<String> },
     /// Print a fresh random token (32 bytes from the OS, hex).
     NewToken,
     /// Check the configuration as startup would (settings, the users file,

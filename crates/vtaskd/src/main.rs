@@ -100,16 +100,8 @@ fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
             }
         }
         Tool::HashToken { token } => {
-            let token = match token {
-                Some(token) => token,
-                None => {
-                    let mut line = String::new();
-                    if let Err(e) = std::io::stdin().read_line(&mut line) {
-                        eprintln!("vtaskd: reading the token from stdin: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                    line.trim_end_matches(['\r', '\n']).to_string()
-                }
+            let Some(token) = argument_or_stdin(token, "token") else {
+                return ExitCode::FAILURE;
             };
             if token.is_empty() || token.len() > auth::MAX_TOKEN_LEN {
                 eprintln!("vtaskd: a token is 1 to {} bytes long", auth::MAX_TOKEN_LEN);
@@ -117,6 +109,28 @@ fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
             }
             println!("{}", auth::to_hex(&auth::sha256(&token)));
             ExitCode::SUCCESS
+        }
+        Tool::HashPassword { password } => {
+            let Some(password) = argument_or_stdin(password, "password") else {
+                return ExitCode::FAILURE;
+            };
+            if password.is_empty() || password.len() > auth::MAX_TOKEN_LEN {
+                eprintln!(
+                    "vtaskd: a password is 1 to {} bytes long",
+                    auth::MAX_TOKEN_LEN
+                );
+                return ExitCode::from(2);
+            }
+            match auth::hash_password(&password) {
+                Ok(phc) => {
+                    println!("{phc}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("vtaskd: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Tool::CheckConfig => unreachable!("main runs check-config with the flags it owns"),
         Tool::NewToken => match auth::random_token() {
@@ -130,6 +144,20 @@ fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
             }
         },
     }
+}
+
+/// A tool's secret argument, or else the first line of stdin (`None`, said
+/// on stderr, when stdin cannot be read).
+fn argument_or_stdin(given: Option<String>, what: &str) -> Option<String> {
+    if given.is_some() {
+        return given;
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("vtaskd: reading the {what} from stdin: {e}");
+        return None;
+    }
+    Some(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// `vtaskd check-config`: everything startup reads before it opens the

@@ -312,7 +312,15 @@ async fn handle(State(soap): State<Soap>, headers: HeaderMap, body: Body) -> Res
         Method::Login {
             user_name,
             password,
-        } => match soap.auth().login(user_name, password) {
+        } => match {
+            let (auth, user_name, password) =
+                (soap.auth().clone(), user_name.clone(), password.clone());
+            // Argon2 takes tens of milliseconds of CPU by design.
+            tokio::task::spawn_blocking(move || auth.login(&user_name, &password))
+                .await
+                .ok()
+                .flatten()
+        } {
             Some(caller) => {
                 let id = match crate::auth::random_token() {
                     Ok(token) => token[..32].to_string(),
@@ -398,6 +406,14 @@ impl Soap {
                     .submit_task(method, caller, None, command)
                     .await?;
                 Ok(Returns::One(Val::TaskInfo(Box::new(done.reply))))
+            }
+            Method::CreateCollectorForTasks { filter } => {
+                let done = self
+                    .tasks
+                    .create_collector(caller, None, Some(filter.clone()))
+                    .await?;
+                let (collector, _) = done.reply;
+                Ok(Returns::One(Val::MoRef(collector.moref())))
             }
             Method::CancelTask
             | Method::UpdateProgress { .. }
