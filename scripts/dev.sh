@@ -45,7 +45,10 @@ up() {
         VTASK_TOKEN=$(cat "$dir/admin.token")
         scripts/users.sh "$(printf '%s\n' "$VTASK_TOKEN" | "$vtaskd" hash-token)" "scripts/dev.sh up" \
             >"$dir/users.toml"
-        auth=(--auth-file "$dir/users.toml")
+        # vSphere SOAP session cookies are signed with this key, the same on
+        # every node, so a pyVmomi session works on any node.
+        (umask 077; "$vtaskd" new-token >"$dir/session.key")
+        auth=(--auth-file "$dir/users.toml" --session-key-file "$dir/session.key")
         if command -v openssl >/dev/null; then
             scripts/certs.sh "$dir/certs" 3 >/dev/null
             export VTASK_CA="$dir/certs/ca.pem"

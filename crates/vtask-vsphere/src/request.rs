@@ -19,6 +19,22 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 pub struct Request {
     pub this: MoRef,
     pub method: Method,
+    /// The API version the client speaks, from its `SOAPAction` header
+    /// ([`api_version`]); it changes only `UpdateProgress` (D28).
+    pub api_version: vtask_model::ApiVersion,
+}
+
+/// The API version a `SOAPAction: urn:vim25/<version>` header names: VI API
+/// 2.5 (`2.5`, `2.5u2`) is [`ApiVersion::Vim25`](vtask_model::ApiVersion),
+/// anything else (or no header) the current one (D28).
+pub fn api_version(soap_action: Option<&str>) -> vtask_model::ApiVersion {
+    let version = soap_action
+        .map(|a| a.trim().trim_matches('"'))
+        .and_then(|a| a.strip_prefix("urn:vim25/"));
+    match version {
+        Some(v) if v == "2.5" || v.starts_with("2.5u") => vtask_model::ApiVersion::Vim25,
+        _ => vtask_model::ApiVersion::Current,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -558,7 +574,11 @@ pub fn decode(bytes: &[u8]) -> Decoded<Request> {
             return Err(method_not_found(&this, method.name()));
         }
     }
-    Ok(Request { this, method })
+    Ok(Request {
+        this,
+        method,
+        api_version: vtask_model::ApiVersion::Current,
+    })
 }
 
 impl Request {
@@ -574,7 +594,7 @@ impl Request {
                 task: task(),
                 percent_done: *percent_done,
                 progress_details: None,
-                api_version: vtask_model::ApiVersion::Current,
+                api_version: self.api_version,
             },
             Method::SetTaskState {
                 state,

@@ -181,6 +181,16 @@ fn check_config(flags: Flags) -> ExitCode {
             }
         },
     };
+    let sessions = match soap::session_key(config.session_key_file.as_deref()) {
+        Ok(_) => match &config.session_key_file {
+            Some(path) => format!("SOAP sessions signed with {}", path.display()),
+            None => "SOAP sessions valid on this node only (no --session-key-file)".to_string(),
+        },
+        Err(e) => {
+            eprintln!("vtaskd check-config: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let transport = match &config.tls {
         None => "plain text".to_string(),
         Some(files) => match tls::server_config(files) {
@@ -197,7 +207,7 @@ fn check_config(flags: Flags) -> ExitCode {
         .map(|(id, addr)| format!("{id}={addr}"))
         .collect();
     println!(
-        "vtaskd check-config: ok: node {} of {}, advertised as {}, listening on {} (HTTP {}), data in {}, {}, {}",
+        "vtaskd check-config: ok: node {} of {}, advertised as {}, listening on {} (HTTP {}), data in {}, {}, {}, {}",
         config.node_id,
         members.join(","),
         config.advertise,
@@ -206,6 +216,7 @@ fn check_config(flags: Flags) -> ExitCode {
         config.data_dir.display(),
         transport,
         users,
+        sessions,
     );
     ExitCode::SUCCESS
 }

@@ -303,7 +303,12 @@ async fn handle(State(soap): State<Soap>, headers: HeaderMap, body: Body) -> Res
         }
     };
     let request = match request::decode(&bytes) {
-        Ok(request) => request,
+        Ok(request) => Request {
+            api_version: request::api_version(
+                headers.get("soapaction").and_then(|v| v.to_str().ok()),
+            ),
+            ..request
+        },
         Err(fault) => return fault_response(ServiceError::Fault(fault)),
     };
     let session = cookie_value(&headers).and_then(|v| soap.verify(&v));
