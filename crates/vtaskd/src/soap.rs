@@ -213,7 +213,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())
@@ -281,6 +281,20 @@ impl Soap {
         .expect("the cookie is hex, digits and dots")
     }
 
+    /// `Login`'s caller; Argon2 takes tens of milliseconds of CPU by
+    /// design, so it runs off the async runtime.
+    async fn login(&self, user_name: &str, password: &str) -> Option<Caller> {
+        let (auth, user_name, password) = (
+            self.auth().clone(),
+            user_name.to_string(),
+            password.to_string(),
+        );
+        tokio::task::spawn_blocking(move || auth.login(&user_name, &password))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Runs `f` on the node-local state of a session.
     fn with_state<T>(&self, id: &str, f: impl FnOnce(&mut SessionState) -> T) -> T {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
@@ -317,15 +331,7 @@ async fn handle(State(soap): State<Soap>, headers: HeaderMap, body: Body) -> Res
         Method::Login {
             user_name,
             password,
-        } => match {
-            let (auth, user_name, password) =
-                (soap.auth().clone(), user_name.clone(), password.clone());
-            // Argon2 takes tens of milliseconds of CPU by design.
-            tokio::task::spawn_blocking(move || auth.login(&user_name, &password))
-                .await
-                .ok()
-                .flatten()
-        } {
+        } => match soap.login(user_name, password).await {
             Some(caller) => {
                 let id = match crate::auth::random_token() {
                     Ok(token) => token[..32].to_string(),
