@@ -47,12 +47,7 @@ pub fn public_request(data: &[u8]) {
         return;
     };
     let mut table = MemTable::new();
-    let ctx = EntryContext {
-        time: Timestamp(1_700_000_000_000_000),
-        term: 1,
-        index: 1,
-    };
-    let caller = Caller::user("fuzz", Privileges::ALL);
+    let (ctx, caller) = (FIRST_ENTRY, Caller::user("fuzz", Privileges::ALL));
     let mut command = |c: Result<Command, MethodFault>| {
         if let Ok(c) = c {
             apply_checked(&mut table, &caller, &c, &ctx);
@@ -195,12 +190,7 @@ pub fn soap_request(data: &[u8]) {
         return;
     };
     let mut table = MemTable::new();
-    let ctx = EntryContext {
-        time: Timestamp(1_700_000_000_000_000),
-        term: 1,
-        index: 1,
-    };
-    let caller = Caller::user("fuzz", Privileges::ALL);
+    let (ctx, caller) = (FIRST_ENTRY, Caller::user("fuzz", Privileges::ALL));
     let seed = Command::CreateTask(CreateTask {
         obj: MoRef::new("Folder", "group-d1"),
         task_type_id: "com.example.fuzz".into(),
@@ -211,18 +201,29 @@ pub fn soap_request(data: &[u8]) {
         .apply(&caller, &seed, &ctx)
         .expect("the seed task is created");
     let ctx = EntryContext { index: 2, ..ctx };
-    let before = table.clone();
-    if let Err(fault) = table.apply(&caller, &command, &ctx) {
-        assert_eq!(table, before, "a refused {command:?} changed the table");
+    if let Some(fault) = apply_checked(&mut table, &caller, &command, &ctx) {
         render(fault);
     }
 }
 
-fn apply_checked(table: &mut MemTable, caller: &Caller, command: &Command, ctx: &EntryContext) {
+/// The context of a log's first entry, for the targets that apply one.
+const FIRST_ENTRY: EntryContext = EntryContext {
+    time: Timestamp(1_700_000_000_000_000),
+    term: 1,
+    index: 1,
+};
+
+/// Applies `command`; a refusal (returned) must leave the table as it was.
+fn apply_checked(
+    table: &mut MemTable,
+    caller: &Caller,
+    command: &Command,
+    ctx: &EntryContext,
+) -> Option<MethodFault> {
     let before = table.clone();
-    if table.apply(caller, command, ctx).is_err() {
-        assert_eq!(*table, before, "a refused {command:?} changed the table");
-    }
+    let fault = table.apply(caller, command, ctx).err()?;
+    assert_eq!(*table, before, "a refused {command:?} changed the table");
+    Some(fault)
 }
 
 /// Reads structured values from fuzz bytes; past the end it reads zeros.
