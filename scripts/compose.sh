@@ -24,7 +24,15 @@ compose() {
 }
 
 make_secrets() {
-    [ -f "$secrets/users.toml" ] && return 0
+    if [ -f "$secrets/users.toml" ]; then
+        # Secrets made before the SOAP door had no session key: add one.
+        if [ ! -f "$secrets/session.key" ]; then
+            (umask 077; docker run --rm "$VTASK_IMAGE" new-token >"$secrets/session.key")
+            chown 10001:10001 "$secrets/session.key"
+            chmod 0400 "$secrets/session.key"
+        fi
+        return 0
+    fi
     mkdir -p "$secrets"
     VTASK_CERT_HOSTS='vtask-{id}' scripts/certs.sh "$secrets" 3 >/dev/null
     rm -f "$secrets/ca-key.pem.srl" "$secrets/ca.srl"
