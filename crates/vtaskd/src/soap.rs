@@ -392,6 +392,13 @@ async fn handle(State(soap): State<Soap>, headers: HeaderMap, body: Body) -> Res
 
 type Served = Result<Returns, ServiceError>;
 
+/// The model command of a task or collector method.
+fn command(request: &Request) -> Result<vtask_model::Command, ServiceError> {
+    request.command().ok_or_else(|| {
+        ServiceError::Internal(format!("{} maps to no command", request.method.name()))
+    })
+}
+
 fn one(val: Option<Val>) -> Returns {
     match val {
         Some(v) => Returns::One(v),
@@ -408,10 +415,12 @@ impl Soap {
                 Ok(Returns::One(Val::ServiceContent((*self.about).clone())))
             }
             Method::CurrentTime => Ok(Returns::One(Val::DateTime(now()))),
-            Method::Login { .. } | Method::Logout => unreachable!("handled with the session"),
+            Method::Login { .. } | Method::Logout => Err(ServiceError::Internal(format!(
+                "{method} is answered with the session, before the call"
+            ))),
             Method::Fetch { prop } => Ok(one(self.property(&caller, session, this, prop).await?)),
             Method::CreateTask(_) => {
-                let command = request.command().expect("CreateTask is a command");
+                let command = command(request)?;
                 let done = self
                     .tasks
                     .submit_task(method, caller, None, command)
@@ -430,14 +439,14 @@ impl Soap {
             | Method::UpdateProgress { .. }
             | Method::SetTaskState { .. }
             | Method::SetTaskDescription { .. } => {
-                let command = request.command().expect("a task method is a command");
+                let command = command(request)?;
                 self.tasks
                     .submit_task(method, caller, None, command)
                     .await?;
                 Ok(Returns::Nothing)
             }
             Method::ReadNextTasks { .. } | Method::ReadPreviousTasks { .. } => {
-                let command = request.command().expect("a collector method is a command");
+                let command = command(request)?;
                 let done = self
                     .tasks
                     .submit_tasks(method, caller, None, command)
@@ -450,14 +459,14 @@ impl Soap {
                 ))
             }
             Method::SetCollectorPageSize { .. } => {
-                let command = request.command().expect("a collector method is a command");
+                let command = command(request)?;
                 self.tasks
                     .submit_tasks(method, caller, None, command)
                     .await?;
                 Ok(Returns::Nothing)
             }
             Method::RewindCollector | Method::ResetCollector | Method::DestroyCollector => {
-                let command = request.command().expect("a collector method is a command");
+                let command = command(request)?;
                 self.tasks
                     .submit_done(method, caller, None, command)
                     .await?;
