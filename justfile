@@ -23,10 +23,11 @@ certs dir=".dev/certs" nodes="3":
 dev-down:
     scripts/dev.sh down
 
-# Build everything and run the whole test suite: model, wire, store and real-cluster tests, the Python client's tests, the web view in a browser, a chaos run, the compose cluster under faults, and the deploy files' checks.
+# Build everything and run the whole test suite: model, wire, store and real-cluster tests, the Python client's tests, pyVmomi against /sdk, the web view in a browser, a chaos run, the compose cluster under faults, and the deploy files' checks.
 test: build
     cargo nextest run --workspace --no-fail-fast
     just python-test
+    just soap-test
     scripts/googleapis-protos.sh --check
     just ui-test
     just chaos --duration 3m --faults kill,stop,partition --interval 5s --min-operations 2000
@@ -64,6 +65,10 @@ deploy-check: build
 # The Python client's tests (clients/python) against a real 3-node TLS cluster; sets up the venv (`sh scripts/setup.sh python`).
 python-test *args: build
     scripts/python-test.sh {{args}}
+
+# pyVmomi itself (tests/soap) against the vSphere SOAP door (/sdk) of a real 3-node TLS cluster with password logins (`sh scripts/setup.sh soap`).
+soap-test *args: build
+    scripts/soap-test.sh {{args}}
 
 # The web view (/ui) in Debian's headless chromium (playwright-core) against a real 3-node TLS cluster; screenshots in $CARGO_TARGET_DIR/ui-screenshots (`sh scripts/setup.sh browser`).
 ui-test *args: build

@@ -24,7 +24,15 @@ compose() {
 }
 
 make_secrets() {
-    [ -f "$secrets/users.toml" ] && return 0
+    if [ -f "$secrets/users.toml" ]; then
+        # Secrets made before the SOAP door had no session key: add one.
+        if [ ! -f "$secrets/session.key" ]; then
+            (umask 077; docker run --rm "$VTASK_IMAGE" new-token >"$secrets/session.key")
+            chown 10001:10001 "$secrets/session.key"
+            chmod 0400 "$secrets/session.key"
+        fi
+        return 0
+    fi
     mkdir -p "$secrets"
     VTASK_CERT_HOSTS='vtask-{id}' scripts/certs.sh "$secrets" 3 >/dev/null
     rm -f "$secrets/ca-key.pem.srl" "$secrets/ca.srl"
@@ -32,10 +40,11 @@ make_secrets() {
     (umask 077; docker run --rm "$VTASK_IMAGE" new-token >"$secrets/admin.token")
     hash=$(docker run --rm "$VTASK_IMAGE" hash-token "$(cat "$secrets/admin.token")")
     scripts/users.sh "$hash" scripts/compose.sh >"$secrets/users.toml"
+    (umask 077; docker run --rm "$VTASK_IMAGE" new-token >"$secrets/session.key")
     # Compose bind-mounts secret files as they are: the node runs as uid
     # 10001, which must read its key and the users file, and nobody else.
-    chown 10001:10001 "$secrets"/node-*-key.pem "$secrets/users.toml"
-    chmod 0400 "$secrets"/node-*-key.pem "$secrets/users.toml"
+    chown 10001:10001 "$secrets"/node-*-key.pem "$secrets/users.toml" "$secrets/session.key"
+    chmod 0400 "$secrets"/node-*-key.pem "$secrets/users.toml" "$secrets/session.key"
     echo "compose: secrets in $secrets (CA key in $secrets/ca-key.pem: keep it off the nodes)"
 }
 

@@ -85,6 +85,7 @@ cp "$work/certs/ca.pem" "$work/etc/tls/ca.pem"
 cp "$work/certs/node-1.pem" "$work/etc/tls/node.pem"
 cp "$work/certs/node-1-key.pem" "$work/etc/tls/node-key.pem"
 cp "$work/k8s/users/users.toml" "$work/etc/users.toml"
+cp "$work/k8s/users/session.key" "$work/etc/session.key"
 sed -e "s#/etc/vtask/#$work/etc/#g" -e "s#/var/lib/vtask#$work/data#g" \
     deploy/systemd/vtaskd.toml >"$work/etc/vtaskd.toml"
 out=$(env -i "$vtaskd" --config "$work/etc/vtaskd.toml" check-config)

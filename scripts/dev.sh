@@ -43,9 +43,14 @@ up() {
         (umask 077; "$vtaskd" new-token >"$dir/admin.token")
         export VTASK_TOKEN
         VTASK_TOKEN=$(cat "$dir/admin.token")
+        # The admin's password, for vSphere clients (pyVmomi) at /sdk.
+        (umask 077; "$vtaskd" new-token | cut -c1-24 >"$dir/admin.password")
         scripts/users.sh "$(printf '%s\n' "$VTASK_TOKEN" | "$vtaskd" hash-token)" "scripts/dev.sh up" \
-            >"$dir/users.toml"
-        auth=(--auth-file "$dir/users.toml")
+            "$("$vtaskd" hash-password <"$dir/admin.password")" >"$dir/users.toml"
+        # vSphere SOAP session cookies are signed with this key, the same on
+        # every node, so a pyVmomi session works on any node.
+        (umask 077; "$vtaskd" new-token >"$dir/session.key")
+        auth=(--auth-file "$dir/users.toml" --session-key-file "$dir/session.key")
         if command -v openssl >/dev/null; then
             scripts/certs.sh "$dir/certs" 3 >/dev/null
             export VTASK_CA="$dir/certs/ca.pem"
@@ -99,6 +104,7 @@ up() {
         echo "admin token (also in $dir/admin.token; users in $dir/users.toml, reloaded on SIGHUP):"
         echo "  export VTASK_TOKEN=$VTASK_TOKEN"
         [ -n "${VTASK_CA:-}" ] && echo "  export VTASK_CA=$VTASK_CA   # TLS: the dev CA (scripts/certs.sh)"
+        echo "vSphere clients (pyVmomi) at /sdk on any HTTP port: user admin, password $(cat "$dir/admin.password") (also in $dir/admin.password)"
     else
         echo "INSECURE: authentication is off (VTASK_DEV_INSECURE=1)"
     fi

@@ -6,6 +6,7 @@
 #   vtask-N.vtask, vtask-N.vtask.NAMESPACE.svc(.cluster.local), the client
 #   Service's names, localhost and 127.0.0.1;
 # DIR/users/users.toml: one admin user, whose token is in DIR/admin.token;
+# DIR/users/session.key: the key that signs vSphere SOAP session cookies;
 # DIR/secrets.yaml: Secrets vtask-tls and vtask-users, for `kubectl apply -f`.
 # Needs openssl. Run it again to add nothing: existing files are kept.
 set -euo pipefail
@@ -31,6 +32,8 @@ if [ ! -f "$dir/users/users.toml" ]; then
     hash=$(printf %s "$(cat "$dir/admin.token")" | openssl dgst -sha256 -r | cut -d' ' -f1)
     scripts/users.sh "$hash" scripts/k8s-secrets.sh >"$dir/users/users.toml"
 fi
+# Signs vSphere SOAP session cookies; every pod reads the same one.
+[ -f "$dir/users/session.key" ] || (umask 077; openssl rand -hex 32 >"$dir/users/session.key")
 
 # A Secret's data: every file of a directory, base64 on one line.
 secret() {

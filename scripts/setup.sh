@@ -11,6 +11,7 @@
 #                                  systemd-analyze (for scripts/deploy-check.sh)
 #   sh scripts/setup.sh python     also that venv with the Python client (clients/python,
 #                                  editable) and its test tools (for scripts/python-test.sh)
+#   sh scripts/setup.sh soap       also pyVmomi in that venv (for scripts/soap-test.sh)
 #   sh scripts/setup.sh browser    also Debian's chromium and Node.js with npm (for the
 #                                  web view's browser test, scripts/ui-test.sh)
 set -eu
@@ -89,12 +90,10 @@ make_venv() {
     fi
 }
 
-case "${1:-}" in
-docker) ;;
-python)
-    make_venv
-    # Installed again only when clients/python/pyproject.toml (its
-    # dependencies and pins) changed since the last install into this venv.
+# The Python client (clients/python, editable) and its test tools, in $venv.
+# Installed again only when clients/python/pyproject.toml (its dependencies
+# and pins) changed since the last install into this venv.
+install_python_client() {
     client="$(cd "$(dirname "$0")/.." && pwd)/clients/python"
     stamp="$venv/.vtask-python-client"
     want="$client $(cksum <"$client/pyproject.toml")"
@@ -102,6 +101,28 @@ python)
         || ! "$venv/bin/python" -c 'import vtask, grpc_tools, pytest, google.rpc.status_pb2' 2>/dev/null; then
         echo "setup: installing the Python client (clients/python) and its test tools into $venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$client[test]"
+        printf '%s\n' "$want" >"$stamp"
+    fi
+}
+
+case "${1:-}" in
+docker) ;;
+python)
+    make_venv
+    install_python_client
+    exit 0
+    ;;
+soap)
+    # tests/soap runs pyVmomi itself against the Python client tests' cluster.
+    make_venv
+    install_python_client
+    reqs="$(cd "$(dirname "$0")/.." && pwd)/tests/soap/requirements.txt"
+    stamp="$venv/.vtask-soap-tests"
+    want="$(cksum <"$reqs")"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
+        || ! "$venv/bin/python" -c 'import pyVmomi, pyVim.task, pytest' 2>/dev/null; then
+        echo "setup: installing pyVmomi (tests/soap/requirements.txt) into $venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
         printf '%s\n' "$want" >"$stamp"
     fi
     exit 0

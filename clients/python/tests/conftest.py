@@ -10,6 +10,11 @@ new-token``, their hashes from ``vtaskd hash-token``, the users file from
 * ``viewer``   (role viewer: System.View only)
 * ``reporter`` (Task.Create, Task.Update, System.View: no Global.CancelTask)
 
+Every user also has a password (``cluster.passwords``, hashed with ``vtaskd
+hash-password``) for the vSphere SOAP door's Login, and the nodes share one
+``--session-key-file``, so a SOAP session is valid on every node
+(tests/soap uses this cluster too).
+
 It waits until every node's ``/health`` answers and a leader is known, and
 stops the nodes at the end (SIGTERM, then SIGKILL). Tests that kill a node
 restart it before they return (``cluster.restart``), so every test starts
@@ -114,6 +119,13 @@ class Cluster:
             name: _run(str(self.vtaskd), "hash-token", stdin=token + "\n")
             for name, token in self.tokens.items()
         }
+        self.passwords = {name: f"{name}'s password {os.urandom(4).hex()}" for name in self.tokens}
+        password_hashes = {
+            name: _run(str(self.vtaskd), "hash-password", stdin=password + "\n")
+            for name, password in self.passwords.items()
+        }
+        self.session_key = dir / "session.key"
+        self.session_key.write_text(_run(str(self.vtaskd), "new-token") + "\n")
         users = _run(
             "bash", str(REPO / "scripts/users.sh"), hashes["admin"], "clients/python/tests/conftest.py"
         )
@@ -123,16 +135,21 @@ class Cluster:
         users = users.replace(
             viewer_role, viewer_role + 'reporter = ["Task.Create", "Task.Update", "System.View"]\n', 1
         )
+        admin_token = f'token_sha256 = "{hashes["admin"]}"\n'
+        assert admin_token in users, f"scripts/users.sh no longer writes {admin_token!r}:\n{users}"
+        users = users.replace(admin_token, admin_token + f'password_hash = "{password_hashes["admin"]}"\n', 1)
         users += f"""
 
 [[users]]
 name = "viewer"
 token_sha256 = "{hashes["viewer"]}"
+password_hash = "{password_hashes["viewer"]}"
 roles = ["viewer"]
 
 [[users]]
 name = "reporter"
 token_sha256 = "{hashes["reporter"]}"
+password_hash = "{password_hashes["reporter"]}"
 roles = ["reporter"]
 """
         self.users_file = dir / "users.toml"
@@ -150,6 +167,7 @@ roles = ["reporter"]
         args = [
             str(self.vtaskd),
             "--auth-file", str(self.users_file),
+            "--session-key-file", str(self.session_key),
             "--tls-cert", str(self.certs / f"node-{node.id}.pem"),
             "--tls-key", str(self.certs / f"node-{node.id}-key.pem"),
             "--tls-ca", str(self.ca),

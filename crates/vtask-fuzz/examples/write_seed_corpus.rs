@@ -222,6 +222,54 @@ fn main() {
             .encode_to_vec(),
         ),
     );
+    // vim25 requests as pyVmomi 9.1 sends them, one per method family.
+    let soap = |body: &str| {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"
+        )
+        .into_bytes()
+    };
+    let soap_seeds = [
+        (
+            "login",
+            r#"<Login xmlns="urn:vim25"><_this type="SessionManager">SessionManager</_this><userName>alice</userName><password>p&amp;w</password></Login>"#,
+        ),
+        (
+            "create",
+            r#"<CreateTask xmlns="urn:vim25"><_this type="TaskManager">TaskManager</_this><obj type="Folder">group-d1</obj><taskTypeId>com.example.x</taskTypeId><initiatedBy>alice</initiatedBy><cancelable>true</cancelable><activationId>a-1</activationId></CreateTask>"#,
+        ),
+        (
+            "progress",
+            r#"<UpdateProgress xmlns="urn:vim25"><_this type="Task">task-1</_this><percentDone>42</percentDone></UpdateProgress>"#,
+        ),
+        (
+            "state-fault",
+            r#"<SetTaskState xmlns="urn:vim25"><_this type="Task">task-1</_this><state>error</state><fault xsi:type="LocalizedMethodFault"><fault xsi:type="InvalidArgument"><invalidProperty>x&lt;y</invalidProperty></fault><localizedMessage>bad &amp; worse</localizedMessage></fault></SetTaskState>"#,
+        ),
+        (
+            "state-result",
+            r#"<SetTaskState xmlns="urn:vim25"><_this type="Task">task-1</_this><state>success</state><result xsi:type="xsd:dateTime">2026-12-03T10:00:00Z</result></SetTaskState>"#,
+        ),
+        (
+            "describe",
+            r#"<SetTaskDescription xmlns="urn:vim25"><_this type="Task">task-1</_this><description><key>k.copy</key><arg><key>n</key><value xsi:type="xsd:int">3</value></arg><message>Copying</message></description></SetTaskDescription>"#,
+        ),
+        (
+            "collector",
+            r#"<CreateCollectorForTasks xmlns="urn:vim25"><_this type="TaskManager">TaskManager</_this><filter><entity><entity type="VirtualMachine">vm-42</entity><recursion>self</recursion></entity><state>running</state></filter></CreateCollectorForTasks>"#,
+        ),
+        (
+            "filter",
+            r#"<CreateFilter xmlns="urn:vim25"><_this type="PropertyCollector">propertyCollector</_this><spec><propSet><type>Task</type><all>true</all></propSet><objectSet><obj type="Task">task-1</obj><skip>false</skip></objectSet></spec><partialUpdates>false</partialUpdates></CreateFilter>"#,
+        ),
+        (
+            "wait",
+            r#"<WaitForUpdatesEx xmlns="urn:vim25"><_this type="PropertyCollector">propertyCollector</_this><version>3</version><options><maxWaitSeconds>5</maxWaitSeconds></options></WaitForUpdatesEx>"#,
+        ),
+    ];
+    for (name, body) in soap_seeds {
+        write("soap_request", &format!("seed-{name}"), soap(body));
+    }
     let target = vtask_fuzz::SnapshotTarget::new();
     write("snapshot", "seed-valid", tagged(0, target.valid().to_vec()));
     write("snapshot", "seed-flip", vec![1, 0, 40, 0x20, 0, 90, 0x01]);

@@ -23,6 +23,7 @@ pub use store::{internal_request, SnapshotTarget};
 /// The targets, by the name of their corpus directory.
 pub const TARGETS: &[&str] = &[
     "public_request",
+    "soap_request",
     "apply_commands",
     "internal_request",
     "snapshot",
@@ -46,12 +47,7 @@ pub fn public_request(data: &[u8]) {
         return;
     };
     let mut table = MemTable::new();
-    let ctx = EntryContext {
-        time: Timestamp(1_700_000_000_000_000),
-        term: 1,
-        index: 1,
-    };
-    let caller = Caller::user("fuzz", Privileges::ALL);
+    let (ctx, caller) = (FIRST_ENTRY, Caller::user("fuzz", Privileges::ALL));
     let mut command = |c: Result<Command, MethodFault>| {
         if let Ok(c) = c {
             apply_checked(&mut table, &caller, &c, &ctx);
@@ -173,11 +169,61 @@ pub fn public_request(data: &[u8]) {
 }
 
 /// Applies `command` and checks that a refusal changed nothing.
-fn apply_checked(table: &mut MemTable, caller: &Caller, command: &Command, ctx: &EntryContext) {
-    let before = table.clone();
-    if table.apply(caller, command, ctx).is_err() {
-        assert_eq!(*table, before, "a refused {command:?} changed the table");
+/// A vim25 SOAP body as the vSphere door (`/sdk`) reads it. The decoder
+/// never panics; a task or collector method that decodes is applied to a
+/// table holding `task-1` (a refused one changes nothing); and every fault,
+/// the decoder's or the model's, renders to a SOAP document that parses
+/// again, whatever text the input put in its message.
+pub fn soap_request(data: &[u8]) {
+    use vtask_vsphere::{encode, request, xml};
+    let render = |fault: MethodFault| {
+        let document = encode::fault(&fault.localized());
+        if let Err(e) = xml::parse(document.as_bytes()) {
+            panic!("a fault rendered to malformed XML ({e}):\n{document}");
+        }
+    };
+    let request = match request::decode(data) {
+        Ok(request) => request,
+        Err(fault) => return render(fault),
+    };
+    let Some(command) = request.command() else {
+        return;
+    };
+    let mut table = MemTable::new();
+    let (ctx, caller) = (FIRST_ENTRY, Caller::user("fuzz", Privileges::ALL));
+    let seed = Command::CreateTask(CreateTask {
+        obj: MoRef::new("Folder", "group-d1"),
+        task_type_id: "com.example.fuzz".into(),
+        cancelable: true,
+        ..CreateTask::default()
+    });
+    table
+        .apply(&caller, &seed, &ctx)
+        .expect("the seed task is created");
+    let ctx = EntryContext { index: 2, ..ctx };
+    if let Some(fault) = apply_checked(&mut table, &caller, &command, &ctx) {
+        render(fault);
     }
+}
+
+/// The context of a log's first entry, for the targets that apply one.
+const FIRST_ENTRY: EntryContext = EntryContext {
+    time: Timestamp(1_700_000_000_000_000),
+    term: 1,
+    index: 1,
+};
+
+/// Applies `command`; a refusal (returned) must leave the table as it was.
+fn apply_checked(
+    table: &mut MemTable,
+    caller: &Caller,
+    command: &Command,
+    ctx: &EntryContext,
+) -> Option<MethodFault> {
+    let before = table.clone();
+    let fault = table.apply(caller, command, ctx).err()?;
+    assert_eq!(*table, before, "a refused {command:?} changed the table");
+    Some(fault)
 }
 
 /// Reads structured values from fuzz bytes; past the end it reads zeros.

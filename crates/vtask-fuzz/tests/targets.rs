@@ -100,6 +100,11 @@ fn public_request() {
 }
 
 #[test]
+fn soap_request() {
+    exercise("soap_request", 100_000, vtask_fuzz::soap_request);
+}
+
+#[test]
 fn apply_commands() {
     exercise("apply_commands", 50_000, vtask_fuzz::apply_commands);
 }

@@ -32,7 +32,7 @@ pub const TASK_MANAGER: &str = "TaskManager";
 pub fn all_properties(type_: &str) -> &'static [&'static str] {
     match type_ {
         "Task" => &["info"],
-        "TaskManager" => &["recentTask", "maxCollector"],
+        "TaskManager" => &["recentTask"],
         "ServiceInstance" => &["content"],
         "SessionManager" => &["currentSession"],
         "TaskHistoryCollector" => &["latestPage"],

@@ -4,8 +4,9 @@
 //! panic.
 
 use vtask_model::{
-    AnyValue, Command, CreateTask, FaultKind, KeyAnyValue, LocalizableMessage, MethodFault, MoRef,
-    State,
+    AnyValue, Command, CreateTask, FaultKind, FilterByEntity, FilterByTime, FilterByUsername,
+    KeyAnyValue, LocalizableMessage, MethodFault, MoRef, RecursionOption, State, TaskFilterSpec,
+    TimeOption,
 };
 
 use crate::xml::{self, Element};
@@ -18,6 +19,22 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 pub struct Request {
     pub this: MoRef,
     pub method: Method,
+    /// The API version the client speaks, from its `SOAPAction` header
+    /// ([`api_version`]); it changes only `UpdateProgress` (D28).
+    pub api_version: vtask_model::ApiVersion,
+}
+
+/// The API version a `SOAPAction: urn:vim25/<version>` header names: VI API
+/// 2.5 (`2.5`, `2.5u2`) is [`ApiVersion::Vim25`](vtask_model::ApiVersion),
+/// anything else (or no header) the current one (D28).
+pub fn api_version(soap_action: Option<&str>) -> vtask_model::ApiVersion {
+    let version = soap_action
+        .map(|a| a.trim().trim_matches('"'))
+        .and_then(|a| a.strip_prefix("urn:vim25/"));
+    match version {
+        Some(v) if v == "2.5" || v.starts_with("2.5u") => vtask_model::ApiVersion::Vim25,
+        _ => vtask_model::ApiVersion::Current,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +51,9 @@ pub enum Method {
         prop: String,
     },
     CreateTask(CreateTask),
+    CreateCollectorForTasks {
+        filter: TaskFilterSpec,
+    },
     CancelTask,
     UpdateProgress {
         percent_done: i32,
@@ -90,6 +110,7 @@ impl Method {
             Method::Logout => "Logout",
             Method::Fetch { .. } => "Fetch",
             Method::CreateTask(_) => "CreateTask",
+            Method::CreateCollectorForTasks { .. } => "CreateCollectorForTasks",
             Method::CancelTask => "CancelTask",
             Method::UpdateProgress { .. } => "UpdateProgress",
             Method::SetTaskState { .. } => "SetTaskState",
@@ -116,7 +137,7 @@ impl Method {
             Method::RetrieveServiceContent | Method::CurrentTime => "ServiceInstance",
             Method::Login { .. } | Method::Logout => "SessionManager",
             Method::Fetch { .. } => return None,
-            Method::CreateTask(_) => "TaskManager",
+            Method::CreateTask(_) | Method::CreateCollectorForTasks { .. } => "TaskManager",
             Method::CancelTask
             | Method::UpdateProgress { .. }
             | Method::SetTaskState { .. }
@@ -356,6 +377,88 @@ fn filter_spec(e: &Element) -> Decoded<FilterSpec> {
     Ok(spec)
 }
 
+/// A `TaskFilterSpec` (spec §7.3). The model validates what it cannot
+/// answer (entity recursion beyond `self`, D12).
+fn task_filter_spec(e: &Element) -> Decoded<TaskFilterSpec> {
+    let strings = |name: &str| -> Vec<String> {
+        e.children_named(name)
+            .map(|c| c.text.trim().to_string())
+            .collect()
+    };
+    let entity = match e.child("entity") {
+        Some(by) => Some(FilterByEntity {
+            entity: moref(required(by, "entity")?)?,
+            recursion: match text(by, "recursion")?.trim() {
+                "self" => RecursionOption::Itself,
+                "children" => RecursionOption::Children,
+                "all" => RecursionOption::All,
+                other => {
+                    return Err(invalid_request(format!(
+                        "recursion: {other:?} is not a TaskFilterSpecRecursionOption"
+                    )))
+                }
+            },
+        }),
+        None => None,
+    };
+    let time = match e.child("time") {
+        Some(by) => {
+            let instant = |name: &str| -> Decoded<Option<vtask_model::Timestamp>> {
+                match by.child(name) {
+                    Some(t) => crate::time::parse(t.text.trim()).map(Some).ok_or_else(|| {
+                        invalid_request(format!("{name}: {:?} is not an xsd:dateTime", t.text))
+                    }),
+                    None => Ok(None),
+                }
+            };
+            Some(FilterByTime {
+                time_type: match text(by, "timeType")?.trim() {
+                    "queuedTime" => TimeOption::QueuedTime,
+                    "startedTime" => TimeOption::StartedTime,
+                    "completedTime" => TimeOption::CompletedTime,
+                    other => {
+                        return Err(invalid_request(format!(
+                            "timeType: {other:?} is not a TaskFilterSpecTimeOption"
+                        )))
+                    }
+                },
+                begin_time: instant("beginTime")?,
+                end_time: instant("endTime")?,
+            })
+        }
+        None => None,
+    };
+    let user_name = match e.child("userName") {
+        Some(by) => Some(FilterByUsername {
+            system_user: boolean(required(by, "systemUser")?, "systemUser")?,
+            user_list: by
+                .children_named("userList")
+                .map(|c| c.text.trim().to_string())
+                .collect(),
+        }),
+        None => None,
+    };
+    Ok(TaskFilterSpec {
+        entity,
+        time,
+        user_name,
+        activation_id: strings("activationId"),
+        state: e
+            .children_named("state")
+            .map(state)
+            .collect::<Decoded<_>>()?,
+        alarm: e.child("alarm").map(moref).transpose()?,
+        scheduled_task: e.child("scheduledTask").map(moref).transpose()?,
+        event_chain_id: e
+            .children_named("eventChainId")
+            .map(|c| int(c, "eventChainId"))
+            .collect::<Decoded<_>>()?,
+        tag: strings("tag"),
+        parent_task_key: strings("parentTaskKey"),
+        root_task_key: strings("rootTaskKey"),
+    })
+}
+
 fn state(e: &Element) -> Decoded<State> {
     State::parse(e.text.trim())
         .ok_or_else(|| invalid_request(format!("state: {:?} is not a TaskInfoState", e.text)))
@@ -403,6 +506,9 @@ pub fn decode(bytes: &[u8]) -> Decoded<Request> {
             activation_id: optional_text(call, "activationId"),
             ..CreateTask::default()
         }),
+        "CreateCollectorForTasks" => Method::CreateCollectorForTasks {
+            filter: task_filter_spec(required(call, "filter")?)?,
+        },
         "CancelTask" => Method::CancelTask,
         "UpdateProgress" => Method::UpdateProgress {
             percent_done: int(required(call, "percentDone")?, "percentDone")?,
@@ -468,7 +574,11 @@ pub fn decode(bytes: &[u8]) -> Decoded<Request> {
             return Err(method_not_found(&this, method.name()));
         }
     }
-    Ok(Request { this, method })
+    Ok(Request {
+        this,
+        method,
+        api_version: vtask_model::ApiVersion::Current,
+    })
 }
 
 impl Request {
@@ -484,7 +594,7 @@ impl Request {
                 task: task(),
                 percent_done: *percent_done,
                 progress_details: None,
-                api_version: vtask_model::ApiVersion::Current,
+                api_version: self.api_version,
             },
             Method::SetTaskState {
                 state,

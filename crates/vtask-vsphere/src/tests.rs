@@ -307,3 +307,65 @@ fn the_version_document_lists_every_version() {
     assert!(doc.contains("<name>urn:vim25</name>\n  <version>8.0.3.0</version>"));
     assert!(doc.contains("<version>7.0.0.0</version></priorVersions>"));
 }
+
+#[test]
+fn a_collector_filter_decodes_into_the_models_spec() {
+    let body = r#"<CreateCollectorForTasks xmlns="urn:vim25"><_this type="TaskManager">TaskManager</_this><filter><entity><entity type="VirtualMachine">vm-42</entity><recursion>self</recursion></entity><time><timeType>queuedTime</timeType><beginTime>2026-12-03T10:00:00Z</beginTime></time><userName><systemUser>false</systemUser><userList>alice</userList><userList>bob</userList></userName><state>running</state><state>queued</state><tag>t1</tag><eventChainId>7</eventChainId></filter></CreateCollectorForTasks>"#;
+    let request = decode(envelope(body).as_bytes()).unwrap();
+    let crate::request::Method::CreateCollectorForTasks { filter } = request.method else {
+        panic!("{:?}", request.method)
+    };
+    assert_eq!(
+        filter.entity,
+        Some(vtask_model::FilterByEntity::itself(MoRef::new(
+            "VirtualMachine",
+            "vm-42"
+        )))
+    );
+    let time = filter.time.unwrap();
+    assert_eq!(time.time_type, vtask_model::TimeOption::QueuedTime);
+    assert_eq!(time.begin_time, crate::time::parse("2026-12-03T10:00:00Z"));
+    assert_eq!(time.end_time, None);
+    assert_eq!(
+        filter.user_name,
+        Some(vtask_model::FilterByUsername::users(vec![
+            "alice".into(),
+            "bob".into()
+        ]))
+    );
+    assert_eq!(filter.state, vec![State::Running, State::Queued]);
+    assert_eq!(
+        (filter.tag, filter.event_chain_id),
+        (vec!["t1".into()], vec![7])
+    );
+
+    check(
+        r#"<CreateCollectorForTasks xmlns="urn:vim25"><_this type="TaskManager">TaskManager</_this><filter><state>done</state></filter></CreateCollectorForTasks>"#,
+        r#"InvalidRequest: state: "done" is not a TaskInfoState"#,
+    );
+    check(
+        r#"<CreateCollectorForTasks xmlns="urn:vim25"><_this type="TaskManager">TaskManager</_this><filter><time><timeType>whenever</timeType></time></filter></CreateCollectorForTasks>"#,
+        r#"InvalidRequest: timeType: "whenever" is not a TaskFilterSpecTimeOption"#,
+    );
+    check(
+        r#"<CreateCollectorForTasks xmlns="urn:vim25"><_this type="Task">task-1</_this><filter/></CreateCollectorForTasks>"#,
+        "MethodNotFound: The method CreateCollectorForTasks is not served on Task:task-1",
+    );
+}
+
+#[test]
+fn only_vi_api_2_5_gets_the_old_progress_rule() {
+    use crate::request::api_version;
+    use vtask_model::ApiVersion;
+    let cases = [
+        (Some("urn:vim25/2.5"), ApiVersion::Vim25),
+        (Some("\"urn:vim25/2.5u2\""), ApiVersion::Vim25),
+        (Some("urn:vim25/8.0.3.0"), ApiVersion::Current),
+        (Some("urn:vim25/2.50"), ApiVersion::Current),
+        (Some("garbage"), ApiVersion::Current),
+        (None, ApiVersion::Current),
+    ];
+    for (header, expected) in cases {
+        assert_eq!(api_version(header), expected, "{header:?}");
+    }
+}

@@ -12,10 +12,14 @@
 //! [[users]]
 //! name = "alice"
 //! token_sha256 = "<64 hex digits: SHA-256 of the token>"
+//! password_hash = "$argon2id$v=19$..."   # optional: `vtaskd hash-password`
 //! roles = ["admin"]
 //! ```
 //!
-//! Only token hashes are stored, so the file gives nobody a usable token.
+//! A user has a token, a password (for the vSphere door's `Login`) or both.
+//! Only hashes are stored, so the file gives nobody a usable credential:
+//! tokens are 32 random bytes, so SHA-256 suffices; passwords are chosen by
+//! people, so they get Argon2id (a PHC string), slow by design.
 //! The node resolves the caller once, on the node the client called; the
 //! resolved [`Caller`] (name and privileges) then travels in the log entry,
 //! so every replica authorizes the same way whatever its own copy of the
@@ -28,6 +32,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
@@ -70,7 +76,10 @@ struct UsersFile {
 #[serde(deny_unknown_fields)]
 struct UserEntry {
     name: String,
-    token_sha256: String,
+    #[serde(default)]
+    token_sha256: Option<String>,
+    #[serde(default)]
+    password_hash: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -80,12 +89,15 @@ struct UserEntry {
 pub struct Principal {
     pub name: String,
     pub privileges: Privileges,
+    /// The Argon2 PHC string of the user's password, checked by [`Auth::login`].
+    password_hash: Option<String>,
 }
 
-/// One parsed users file: token hash → principal.
+/// One parsed users file: token hash → principal, and name → principal.
 #[derive(Debug, Default)]
 pub struct Users {
     by_token: HashMap<[u8; 32], Principal>,
+    by_name: HashMap<String, Principal>,
 }
 
 impl Users {
@@ -122,6 +134,7 @@ impl Users {
             roles.insert(role.as_str(), Privileges::of(&privileges));
         }
         let mut by_token = HashMap::new();
+        let mut by_name = HashMap::new();
         let mut names = std::collections::HashSet::new();
         for user in &file.users {
             vtask_model::validate::name("name", &user.name).map_err(|_| {
@@ -136,12 +149,29 @@ impl Users {
                     user.name
                 )));
             }
-            let hash = parse_hash(&user.token_sha256).ok_or_else(|| {
-                ParseError::Invalid(format!(
-                    "user {:?}: token_sha256 must be 64 hex digits (see `vtaskd hash-token`)",
+            let hash = match &user.token_sha256 {
+                Some(text) => Some(parse_hash(text).ok_or_else(|| {
+                    ParseError::Invalid(format!(
+                        "user {:?}: token_sha256 must be 64 hex digits (see `vtaskd hash-token`)",
+                        user.name
+                    ))
+                })?),
+                None => None,
+            };
+            if let Some(phc) = &user.password_hash {
+                check_password_hash(phc).map_err(|why| {
+                    ParseError::Invalid(format!(
+                        "user {:?}: password_hash {why} (see `vtaskd hash-password`)",
+                        user.name
+                    ))
+                })?;
+            }
+            if hash.is_none() && user.password_hash.is_none() {
+                return Err(ParseError::Invalid(format!(
+                    "user {:?} has neither token_sha256 nor password_hash, so nobody could call as it",
                     user.name
-                ))
-            })?;
+                )));
+            }
             let mut privileges = Vec::new();
             for role in &user.roles {
                 let granted = roles.get(role.as_str()).ok_or_else(|| {
@@ -155,7 +185,10 @@ impl Users {
             let principal = Principal {
                 name: user.name.clone(),
                 privileges: Privileges::of(&privileges),
+                password_hash: user.password_hash.clone(),
             };
+            by_name.insert(user.name.clone(), principal.clone());
+            let Some(hash) = hash else { continue };
             if by_token.insert(hash, principal).is_some() {
                 return Err(ParseError::Invalid(format!(
                     "user {:?}: another user has the same token",
@@ -163,16 +196,53 @@ impl Users {
                 )));
             }
         }
-        Ok(Users { by_token })
+        Ok(Users { by_token, by_name })
     }
 
     pub fn len(&self) -> usize {
-        self.by_token.len()
+        self.by_name.len()
     }
 
     fn find(&self, token: &str) -> Option<&Principal> {
         self.by_token.get(&sha256(token))
     }
+}
+
+/// Why a `password_hash` is refused; `None` when it is an Argon2 PHC string.
+fn check_password_hash(phc: &str) -> Result<(), String> {
+    let parsed = PasswordHash::new(phc).map_err(|e| format!("is not a PHC string: {e}"))?;
+    match parsed.algorithm.as_str() {
+        "argon2id" | "argon2i" | "argon2d" => Ok(()),
+        other => Err(format!("uses {other}; vtask verifies Argon2 only")),
+    }
+}
+
+/// The Argon2id PHC string of `password` with a fresh random salt, for
+/// `password_hash` in the users file (`vtaskd hash-password`).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()?)
+        .map_err(|e| anyhow::anyhow!("encoding the salt: {e}"))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))
+}
+
+/// Whether `password` matches the PHC string `phc`. Constant work for a
+/// user without a password too (see [`Auth::login`]).
+fn verify_password(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A hash no password matches, verified for unknown users so that a login
+/// takes as long whether the user exists or not.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&random_token().unwrap_or_default()).unwrap_or_default())
 }
 
 enum ParseError {
@@ -181,14 +251,18 @@ enum ParseError {
 }
 
 pub fn sha256(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    sha256_bytes(token.as_bytes())
+}
+
+pub fn sha256_bytes(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn parse_hash(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_hash(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
     if text.len() != 64 || !text.is_ascii() {
         return None;
@@ -296,6 +370,58 @@ impl Auth {
     }
 }
 
+impl Auth {
+    /// `SessionManager.Login` of the SOAP door: the caller that `user_name`
+    /// and `password` log in as, or `None` (InvalidLogin). With a users
+    /// file the password must match the user's `password_hash`; a user
+    /// without one cannot log in. On an insecure node any user name and
+    /// password log in with every privilege, as any gRPC call there does.
+    /// Argon2 is slow by design: call it off the async runtime.
+    pub fn login(&self, user_name: &str, password: &str) -> Option<Caller> {
+        match self {
+            Auth::Insecure => {
+                let name = if vtask_model::validate::name("user", user_name).is_ok() {
+                    user_name
+                } else {
+                    DEFAULT_USER
+                };
+                Some(Caller::user(name, Privileges::ALL))
+            }
+            Auth::Tokens { users, .. } => {
+                let users = Auth::current(users);
+                let principal = users.by_name.get(user_name);
+                let phc = principal.and_then(|p| p.password_hash.as_deref());
+                // The same Argon2 work whether or not the user has a
+                // password, so timing does not tell which names exist.
+                let against: &str = match phc {
+                    Some(phc) => phc,
+                    None => decoy_hash(),
+                };
+                let matched = verify_password(against, password);
+                let p = principal.filter(|_| matched && phc.is_some())?;
+                Some(Caller::user(p.name.clone(), p.privileges))
+            }
+        }
+    }
+
+    /// The caller of a SOAP session that logged in as `name`: the user's
+    /// privileges as the users file grants them now, so a user removed by a
+    /// SIGHUP reload loses its sessions too.
+    pub fn session_caller(&self, name: &str) -> Caller {
+        match self {
+            Auth::Insecure => Caller::user(name, Privileges::ALL),
+            Auth::Tokens { users, .. } => match Auth::current(users).by_name.get(name) {
+                Some(p) => Caller::user(p.name.clone(), p.privileges),
+                None => Caller::Anonymous,
+            },
+        }
+    }
+
+    pub fn is_insecure(&self) -> bool {
+        matches!(self, Auth::Insecure)
+    }
+}
+
 /// The token of an `authorization: Bearer <token>` value.
 fn bearer_value(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
@@ -310,10 +436,14 @@ fn well_formed(token: &str) -> bool {
 
 /// A fresh random token for `scripts/dev.sh`: 32 bytes from the OS, hex.
 pub fn random_token() -> std::io::Result<String> {
+    Ok(to_hex(&random_bytes::<32>()?))
+}
+
+fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
     use std::io::Read;
-    let mut bytes = [0u8; 32];
+    let mut bytes = [0u8; N];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(to_hex(&bytes))
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -379,6 +509,19 @@ viewer = ["System.View"]
                 "[[users]]\nname = \"a\"\ntoken_sha256 = \"abc\"\n".to_string(),
                 "64 hex digits",
             ),
+            (
+                "[[users]]\nname = \"a\"\n".to_string(),
+                "neither token_sha256 nor password_hash",
+            ),
+            (
+                "[[users]]\nname = \"a\"\npassword_hash = \"hunter2\"\n".to_string(),
+                "is not a PHC string",
+            ),
+            (
+                "[[users]]\nname = \"a\"\npassword_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo\"\n"
+                    .to_string(),
+                "uses pbkdf2-sha256",
+            ),
         ];
         for (text, expected) in cases {
             match Users::parse(&text) {
@@ -392,6 +535,40 @@ viewer = ["System.View"]
             Users::parse("[[users]]\nname = \"a\"\ntoken = \"x\"\n"),
             Err(ParseError::Toml(_))
         ));
+    }
+
+    #[test]
+    fn login_takes_the_users_password_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let carol = hash_password("carol's password").unwrap();
+        assert!(carol.starts_with("$argon2id$"), "{carol}");
+        assert_ne!(carol, hash_password("carol's password").unwrap(), "salted");
+        let text = format!(
+            "{ROLES}{}[[users]]\nname = \"carol\"\npassword_hash = {carol:?}\nroles = [\"viewer\"]\n",
+            user("alice", "a-token", r#"["admin"]"#)
+        );
+        std::fs::write(&path, text).unwrap();
+        let auth = Auth::from_file(&path).unwrap();
+        let carol = auth.login("carol", "carol's password").unwrap();
+        assert_eq!(
+            carol,
+            Caller::user("carol", Privileges::of(&[Privilege::SystemView]))
+        );
+        let refused = [
+            ("carol", "wrong"),
+            ("carol", ""),
+            ("Carol", "carol's password"),
+            ("alice", "a-token"), // a token is no password
+            ("nobody", "carol's password"),
+        ];
+        for (name, password) in refused {
+            assert!(auth.login(name, password).is_none(), "{name}/{password}");
+        }
+        assert_eq!(
+            Auth::Insecure.login("anyone", "anything"),
+            Some(Caller::user("anyone", Privileges::ALL))
+        );
     }
 
     #[test]

@@ -106,6 +106,12 @@ pub struct Flags {
     /// names itself with the x-vtask-user metadata. For tests and demos only.
     #[arg(long, env = "VTASKD_INSECURE")]
     pub insecure: bool,
+    /// A secret file, the same on every node (32 bytes or more; `vtaskd
+    /// new-token` makes one), that signs vSphere SOAP session cookies, so a
+    /// session is valid on every node. Without it each node signs with a
+    /// key of its own and a SOAP session works only on the node it logged in to.
+    #[arg(long, env = "VTASKD_SESSION_KEY_FILE", value_name = "FILE")]
+    pub session_key_file: Option<PathBuf>,
     /// This node's TLS certificate (PEM); with --tls-key and --tls-ca it turns
     /// TLS on for clients and peers (peers mutually authenticated).
     #[arg(long, env = "VTASKD_TLS_CERT", value_name = "FILE")]
@@ -136,6 +142,11 @@ pub enum Tool {
     /// Print the SHA-256 (hex) of a token, for `token_sha256` in the users
     /// file. Reads the token from the first line of stdin when not given.
     HashToken { token: Option<String> },
+    /// Print the Argon2id hash (a PHC string) of a password, for
+    /// `password_hash` in the users file: vSphere clients log in with it.
+    /// Reads the password from the first line of stdin when not given, so
+    /// it stays out of the shell history.
+    HashPassword { password: Option<String> },
     /// Print a fresh random token (32 bytes from the OS, hex).
     NewToken,
     /// Check the configuration as startup would (settings, the users file,
@@ -206,6 +217,7 @@ struct FileSettings {
     peer_routes: Option<String>,
     auth_file: Option<PathBuf>,
     insecure: Option<bool>,
+    session_key_file: Option<PathBuf>,
     max_watches_per_user: Option<usize>,
     max_waits_per_user: Option<usize>,
     tls_cert: Option<PathBuf>,
@@ -254,6 +266,8 @@ pub struct Config {
     /// Peer id → the address this node dials it at, when not its member address.
     pub peer_routes: BTreeMap<u64, String>,
     pub auth: AuthSetting,
+    /// Signs SOAP session cookies; `None`: a random key of this node's.
+    pub session_key_file: Option<PathBuf>,
     pub max_watches_per_user: usize,
     pub max_waits_per_user: usize,
     /// TLS for clients and peers; `None` serves plain text.
@@ -453,6 +467,7 @@ impl Config {
         };
         Ok(Config {
             auth,
+            session_key_file: pick!(session_key_file),
             tls,
             max_watches_per_user: positive(
                 "max_watches_per_user",

@@ -1,11 +1,11 @@
 //! The HTTP port: `/metrics` (Prometheus text), `/health`, `/status`
 //! (JSON, with the state digest) for operators, probes and tests, and the
-//! web view at `/ui` (`ui.rs`).
+//! web view at `/ui` (`ui.rs`) and the vSphere SOAP door at `/sdk` (`soap.rs`).
 //!
 //! On a TLS node the port speaks both: a connection whose first byte opens
 //! a TLS handshake (0x16) gets TLS with the node's certificate and every
 //! route; a plain-text connection gets the probes' routes only (`/health`,
-//! `/metrics`, `/status`: no credentials, no task), and `/ui` answers with a
+//! `/metrics`, `/status`: no credentials, no task), and `/ui` and `/sdk` answer with a
 //! redirect to https on the same port. So health checks (`vtaskd health`,
 //! compose and Kubernetes probes) keep working unchanged, and a token never
 //! crosses plain text on a node that has TLS.
@@ -36,6 +36,7 @@ pub async fn serve(
     addr: SocketAddr,
     node: Node,
     tasks: TaskService,
+    sdk: Router,
     tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -51,7 +52,7 @@ pub async fn serve(
         .route("/status", get(status))
         .with_state(node.clone());
     let ui = crate::ui::Ui::new(tasks, node.id, acceptor.is_some(), stop_rx);
-    let full = probes.clone().merge(crate::ui::routes(ui));
+    let full = probes.clone().merge(crate::ui::routes(ui)).merge(sdk);
     let plain = match acceptor {
         None => full.clone(),
         Some(_) => probes.fallback(crate::ui::tls_only),

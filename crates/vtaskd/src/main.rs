@@ -21,6 +21,7 @@ mod planted;
 mod proposer;
 mod raft_service;
 mod service;
+mod soap;
 mod tls;
 mod ui;
 
@@ -100,16 +101,8 @@ fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
             }
         }
         Tool::HashToken { token } => {
-            let token = match token {
-                Some(token) => token,
-                None => {
-                    let mut line = String::new();
-                    if let Err(e) = std::io::stdin().read_line(&mut line) {
-                        eprintln!("vtaskd: reading the token from stdin: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                    line.trim_end_matches(['\r', '\n']).to_string()
-                }
+            let Some(token) = argument_or_stdin(token, "token") else {
+                return ExitCode::FAILURE;
             };
             if token.is_empty() || token.len() > auth::MAX_TOKEN_LEN {
                 eprintln!("vtaskd: a token is 1 to {} bytes long", auth::MAX_TOKEN_LEN);
@@ -117,6 +110,28 @@ fn run_tool(tool: Tool, flags: &Flags) -> ExitCode {
             }
             println!("{}", auth::to_hex(&auth::sha256(&token)));
             ExitCode::SUCCESS
+        }
+        Tool::HashPassword { password } => {
+            let Some(password) = argument_or_stdin(password, "password") else {
+                return ExitCode::FAILURE;
+            };
+            if password.is_empty() || password.len() > auth::MAX_TOKEN_LEN {
+                eprintln!(
+                    "vtaskd: a password is 1 to {} bytes long",
+                    auth::MAX_TOKEN_LEN
+                );
+                return ExitCode::from(2);
+            }
+            match auth::hash_password(&password) {
+                Ok(phc) => {
+                    println!("{phc}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("vtaskd: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Tool::CheckConfig => unreachable!("main runs check-config with the flags it owns"),
         Tool::Restore {
@@ -212,6 +227,20 @@ fn restore(
     }
 }
 
+/// A tool's secret argument, or else the first line of stdin (`None`, said
+/// on stderr, when stdin cannot be read).
+fn argument_or_stdin(given: Option<String>, what: &str) -> Option<String> {
+    if given.is_some() {
+        return given;
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("vtaskd: reading the {what} from stdin: {e}");
+        return None;
+    }
+    Some(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 /// `vtaskd check-config`: everything startup reads before it opens the
 /// store, so a deploy (systemd's ExecStartPre, a CI step) fails early and
 /// says why.
@@ -233,6 +262,16 @@ fn check_config(flags: Flags) -> ExitCode {
             }
         },
     };
+    let sessions = match soap::session_key(config.session_key_file.as_deref()) {
+        Ok(_) => match &config.session_key_file {
+            Some(path) => format!("SOAP sessions signed with {}", path.display()),
+            None => "SOAP sessions valid on this node only (no --session-key-file)".to_string(),
+        },
+        Err(e) => {
+            eprintln!("vtaskd check-config: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let transport = match &config.tls {
         None => "plain text".to_string(),
         Some(files) => match tls::server_config(files) {
@@ -249,7 +288,7 @@ fn check_config(flags: Flags) -> ExitCode {
         .map(|(id, addr)| format!("{id}={addr}"))
         .collect();
     println!(
-        "vtaskd check-config: ok: node {} of {}, advertised as {}, listening on {} (HTTP {}), data in {}, {}, {}",
+        "vtaskd check-config: ok: node {} of {}, advertised as {}, listening on {} (HTTP {}), data in {}, {}, {}, {}",
         config.node_id,
         members.join(","),
         config.advertise,
@@ -258,6 +297,7 @@ fn check_config(flags: Flags) -> ExitCode {
         config.data_dir.display(),
         transport,
         users,
+        sessions,
     );
     ExitCode::SUCCESS
 }
@@ -351,6 +391,14 @@ async fn run(
     let node = Node::start(&config).await?;
     housekeeping::start(node.clone());
     let tasks = service::TaskService::new(node.clone(), gate);
+    if config.session_key_file.is_none() && !tasks.auth().is_insecure() {
+        tracing::warn!("no --session-key-file: vSphere SOAP sessions are valid on this node only; give every node the same key file");
+    }
+    let sdk = soap::router(
+        tasks.clone(),
+        soap::session_key(config.session_key_file.as_deref())?,
+        soap::about(&config.initial_cluster),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -425,6 +473,7 @@ async fn run(
         config.http,
         node.clone(),
         tasks,
+        sdk,
         config.tls.clone(),
         stopped(),
     );

@@ -129,6 +129,11 @@ pub async fn tls_only(headers: HeaderMap, uri: axum::http::Uri) -> Response {
         )
             .into_response(),
         _ if path.starts_with("/ui") => (StatusCode::FORBIDDEN, message).into_response(),
+        _ if path.starts_with("/sdk") => (
+            StatusCode::FORBIDDEN,
+            "this node serves the vSphere SOAP API over TLS only: connect with https:// on this port\n",
+        )
+            .into_response(),
         _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
 }
