@@ -16,7 +16,7 @@ fi
 cat <<USERS
 # Made by $made_by. Add users with: vtaskd hash-token <TOKEN>
 [roles]
-admin = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View"]
+admin = ["Task.Create", "Task.Update", "Global.CancelTask", "System.View", "Cluster.Admin"]
 viewer = ["System.View"]
 
 [[users]]

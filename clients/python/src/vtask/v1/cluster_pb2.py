@@ -24,21 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16vtask/v1/cluster.proto\x12\x08vtask.v1\"v\n\x06Member\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vtask.v1.Role\x12\x1a\n\rmatched_index\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x10\n\x0e_matched_index\"\x0f\n\rStatusRequest\"\xd6\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.vtask.v1.Member\x12\x16\n\tleader_id\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x16\n\x0elast_log_index\x18\x05 \x01(\x04\x12\x17\n\x0f\x63ommitted_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x14\n\x0cstate_digest\x18\x08 \x01(\tB\x0c\n\n_leader_id*f\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_LEADER\x10\x01\x12\x11\n\rROLE_FOLLOWER\x10\x02\x12\x12\n\x0eROLE_CANDIDATE\x10\x03\x12\x10\n\x0cROLE_LEARNER\x10\x04\x32\x46\n\x07\x43luster\x12;\n\x06Status\x12\x17.vtask.v1.StatusRequest\x1a\x18.vtask.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16vtask/v1/cluster.proto\x12\x08vtask.v1\"\x15\n\x13SaveSnapshotRequest\"U\n\x11SaveSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12)\n\x04info\x18\x02 \x01(\x0b\x32\x16.vtask.v1.SnapshotInfoH\x00\x88\x01\x01\x42\x07\n\x05_info\"\x88\x01\n\x0cSnapshotInfo\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x15\n\rapplied_index\x18\x03 \x01(\x04\x12\x14\n\x0cstate_digest\x18\x04 \x01(\t\x12\r\n\x05tasks\x18\x05 \x01(\x04\x12\x10\n\x08revision\x18\x06 \x01(\x04\"v\n\x06Member\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vtask.v1.Role\x12\x1a\n\rmatched_index\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x10\n\x0e_matched_index\"\x0f\n\rStatusRequest\"\xea\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.vtask.v1.Member\x12\x16\n\tleader_id\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x16\n\x0elast_log_index\x18\x05 \x01(\x04\x12\x17\n\x0f\x63ommitted_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x14\n\x0cstate_digest\x18\x08 \x01(\t\x12\x12\n\ncluster_id\x18\t \x01(\tB\x0c\n\n_leader_id*f\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_LEADER\x10\x01\x12\x11\n\rROLE_FOLLOWER\x10\x02\x12\x12\n\x0eROLE_CANDIDATE\x10\x03\x12\x10\n\x0cROLE_LEARNER\x10\x04\x32\x94\x01\n\x07\x43luster\x12;\n\x06Status\x12\x17.vtask.v1.StatusRequest\x1a\x18.vtask.v1.StatusResponse\x12L\n\x0cSaveSnapshot\x12\x1d.vtask.v1.SaveSnapshotRequest\x1a\x1b.vtask.v1.SaveSnapshotChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vtask.v1.cluster_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=390
-  _globals['_ROLE']._serialized_end=492
-  _globals['_MEMBER']._serialized_start=36
-  _globals['_MEMBER']._serialized_end=154
-  _globals['_STATUSREQUEST']._serialized_start=156
-  _globals['_STATUSREQUEST']._serialized_end=171
-  _globals['_STATUSRESPONSE']._serialized_start=174
-  _globals['_STATUSRESPONSE']._serialized_end=388
-  _globals['_CLUSTER']._serialized_start=494
-  _globals['_CLUSTER']._serialized_end=564
+  _globals['_ROLE']._serialized_start=659
+  _globals['_ROLE']._serialized_end=761
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_start=36
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_end=57
+  _globals['_SAVESNAPSHOTCHUNK']._serialized_start=59
+  _globals['_SAVESNAPSHOTCHUNK']._serialized_end=144
+  _globals['_SNAPSHOTINFO']._serialized_start=147
+  _globals['_SNAPSHOTINFO']._serialized_end=283
+  _globals['_MEMBER']._serialized_start=285
+  _globals['_MEMBER']._serialized_end=403
+  _globals['_STATUSREQUEST']._serialized_start=405
+  _globals['_STATUSREQUEST']._serialized_end=420
+  _globals['_STATUSRESPONSE']._serialized_start=423
+  _globals['_STATUSRESPONSE']._serialized_end=657
+  _globals['_CLUSTER']._serialized_start=764
+  _globals['_CLUSTER']._serialized_end=912
 # @@protoc_insertion_point(module_scope)

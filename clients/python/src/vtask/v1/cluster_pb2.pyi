@@ -20,6 +20,34 @@ ROLE_FOLLOWER: Role
 ROLE_CANDIDATE: Role
 ROLE_LEARNER: Role
 
+class SaveSnapshotRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SaveSnapshotChunk(_message.Message):
+    __slots__ = ("data", "info")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    info: SnapshotInfo
+    def __init__(self, data: _Optional[bytes] = ..., info: _Optional[_Union[SnapshotInfo, _Mapping]] = ...) -> None: ...
+
+class SnapshotInfo(_message.Message):
+    __slots__ = ("format_version", "cluster_id", "applied_index", "state_digest", "tasks", "revision")
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    format_version: int
+    cluster_id: str
+    applied_index: int
+    state_digest: str
+    tasks: int
+    revision: int
+    def __init__(self, format_version: _Optional[int] = ..., cluster_id: _Optional[str] = ..., applied_index: _Optional[int] = ..., state_digest: _Optional[str] = ..., tasks: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
 class Member(_message.Message):
     __slots__ = ("node_id", "address", "role", "matched_index")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -37,7 +65,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "members", "leader_id", "term", "last_log_index", "committed_index", "applied_index", "state_digest")
+    __slots__ = ("node_id", "members", "leader_id", "term", "last_log_index", "committed_index", "applied_index", "state_digest", "cluster_id")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     LEADER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +74,7 @@ class StatusResponse(_message.Message):
     COMMITTED_INDEX_FIELD_NUMBER: _ClassVar[int]
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
     STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     members: _containers.RepeatedCompositeFieldContainer[Member]
     leader_id: int
@@ -54,4 +83,5 @@ class StatusResponse(_message.Message):
     committed_index: int
     applied_index: int
     state_digest: str
-    def __init__(self, node_id: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader_id: _Optional[int] = ..., term: _Optional[int] = ..., last_log_index: _Optional[int] = ..., committed_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., state_digest: _Optional[str] = ...) -> None: ...
+    cluster_id: str
+    def __init__(self, node_id: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader_id: _Optional[int] = ..., term: _Optional[int] = ..., last_log_index: _Optional[int] = ..., committed_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., state_digest: _Optional[str] = ..., cluster_id: _Optional[str] = ...) -> None: ...
