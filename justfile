@@ -30,7 +30,7 @@ test: build
     just soap-test
     scripts/googleapis-protos.sh --check
     just ui-test
-    just chaos --duration 3m --faults kill,stop,partition --interval 5s --min-operations 2000
+    just chaos --duration 3m --faults kill,stop,partition,member,transfer --interval 5s --min-operations 2000
     just compose-test
     just deploy-check
 

@@ -53,6 +53,9 @@ pub struct NodeProcess {
     pub http: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// How the node names its cluster when it starts: `--initial-cluster`
+    /// with the cluster's list unless set (`--join ...`, say).
+    pub membership_args: Option<Vec<String>>,
     child: Option<Child>,
 }
 
@@ -153,6 +156,7 @@ impl Cluster {
                     http: format!("127.0.0.1:{}", ports.next().expect("a port per node")),
                     data_dir: node_dir.join("data"),
                     log: node_dir.join("vtaskd.log"),
+                    membership_args: None,
                     child: None,
                 },
             );
@@ -207,6 +211,67 @@ impl Cluster {
         Ok((endpoints, leader))
     }
 
+    /// A new node `id` (its own ports, an empty data directory), not started:
+    /// with `join`, it starts with `--join` naming the running members;
+    /// otherwise with `--initial-cluster` naming them and itself, so that it
+    /// waits for the leader to add it (`vtask member add`).
+    pub fn add_node(&mut self, id: u64, join: bool) -> anyhow::Result<()> {
+        if self.nodes.contains_key(&id) {
+            bail!("node {id} exists");
+        }
+        let mut ports = vtask_check::cluster::free_ports(2)?.into_iter();
+        let node_dir = self.dir.path().join(format!("node-{id}"));
+        std::fs::create_dir_all(&node_dir)?;
+        let grpc = format!("127.0.0.1:{}", ports.next().expect("two ports"));
+        let membership_args = if join {
+            vec![
+                "--join".to_string(),
+                self.endpoints(),
+                "--advertise".to_string(),
+                grpc.clone(),
+            ]
+        } else {
+            vec![
+                "--initial-cluster".to_string(),
+                format!("{},{id}={grpc}", self.initial_cluster),
+            ]
+        };
+        self.nodes.insert(
+            id,
+            NodeProcess {
+                id,
+                grpc,
+                http: format!("127.0.0.1:{}", ports.next().expect("two ports")),
+                data_dir: node_dir.join("data"),
+                log: node_dir.join("vtaskd.log"),
+                membership_args: Some(membership_args),
+                child: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for node `id` to exit by itself; its status.
+    pub async fn wait_exit(
+        &mut self,
+        id: u64,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let node = self.nodes.get_mut(&id)?;
+            let status = node.child.as_mut()?.try_wait().ok()?;
+            if let Some(status) = status {
+                node.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The flags nodes get when they are next spawned.
     pub fn config_mut(&mut self) -> &mut ClusterConfig {
         &mut self.config
@@ -244,6 +309,10 @@ impl Cluster {
                 ]
             }
         };
+        let membership_args = node
+            .membership_args
+            .clone()
+            .unwrap_or_else(|| vec!["--initial-cluster".into(), initial_cluster]);
         let child = Command::new(vtaskd_bin())
             .args(insecure.then_some("--insecure"))
             .args(identity)
@@ -251,8 +320,7 @@ impl Cluster {
             .arg(&node.http)
             .arg("--data-dir")
             .arg(&node.data_dir)
-            .arg("--initial-cluster")
-            .arg(&initial_cluster)
+            .args(membership_args)
             .arg("--snapshot-entries")
             .arg(config.snapshot_entries.to_string())
             .arg("--keep-entries")

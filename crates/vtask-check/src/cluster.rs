@@ -299,6 +299,62 @@ impl LocalCluster {
         self.restart_crashed()
     }
 
+    /// A client for membership calls, on every running node.
+    pub fn admin(&self) -> vtask_client::Client {
+        let endpoints = self
+            .ids()
+            .into_iter()
+            .filter(|id| self.liveness(*id) == Liveness::Running)
+            .map(|id| self.nodes[&id].grpc.clone())
+            .collect();
+        vtask_client::Client::new(endpoints)
+            .user("chaos")
+            .retry_for(Duration::from_secs(30))
+    }
+
+    /// The `member` fault: removes node `id` (it stops by itself), wipes
+    /// its data directory, starts it again empty and adds it back, waiting
+    /// until it is a caught-up voter. A refused removal (no quorum just
+    /// now) is reported, not a failure; a node that cannot be added back is.
+    pub async fn replace_member(&mut self, id: u64) -> Result<String, RunError> {
+        let started = Instant::now();
+        if let Err(e) = self.admin().remove_member(id).await {
+            return Ok(format!("n{id}: removal refused: {e}"));
+        }
+        // A removed node stops serving and exits by itself.
+        if !self.reap(id, Duration::from_secs(15)).await {
+            self.kill(id).await;
+        }
+        let removed_ms = started.elapsed().as_millis();
+        let node = &self.nodes[&id];
+        if node.data_dir.exists() {
+            std::fs::remove_dir_all(&node.data_dir).map_err(|e| {
+                RunError::Cluster(format!("wiping {}: {e}", node.data_dir.display()))
+            })?;
+        }
+        let address = node.grpc.clone();
+        self.spawn(id)?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match self.admin().add_member(id, &address, false).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("chaos: adding n{id} back: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    return Err(RunError::Cluster(format!(
+                        "n{id} was removed but could not be added back within 120 s: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(format!(
+            "n{id} removed ({removed_ms} ms), disk wiped, added back and caught up ({} ms in all)",
+            started.elapsed().as_millis()
+        ))
+    }
+
     /// The node that reports itself leader, asking the running nodes.
     pub async fn leader(&self) -> Option<u64> {
         for id in self.ids() {

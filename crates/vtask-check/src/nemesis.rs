@@ -32,16 +32,24 @@ pub enum FaultKind {
     /// SIGKILL every node at once, then restart them all: only fsynced
     /// writes survive.
     Crash,
+    /// Remove the leader or a random node from the membership (a leader
+    /// hands over first), wipe its data directory, and add it back as a new
+    /// member with an empty disk: it catches up before it votes again.
+    Member,
+    /// Hand the leadership to a random other voter (`vtask leader transfer`).
+    Transfer,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Kill,
         FaultKind::Restart,
         FaultKind::Stop,
         FaultKind::Partition,
         FaultKind::Slow,
         FaultKind::Crash,
+        FaultKind::Member,
+        FaultKind::Transfer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +60,8 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::Slow => "slow",
             FaultKind::Crash => "crash",
+            FaultKind::Member => "member",
+            FaultKind::Transfer => "transfer",
         }
     }
 }
@@ -69,7 +79,9 @@ impl FromStr for FaultKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("{s:?} is not a fault (kill, restart, stop, partition, slow, crash)")
+                format!(
+                    "{s:?} is not a fault (kill, restart, stop, partition, slow, crash, member, transfer)"
+                )
             })
     }
 }
@@ -223,6 +235,31 @@ impl Nemesis {
                     cluster.spawn(id)?;
                 }
                 "SIGKILL every node at once, restarted".to_string()
+            }
+            FaultKind::Member => {
+                let (id, role) = self.target(cluster).await;
+                cluster
+                    .replace_member(id)
+                    .await
+                    .map(|detail| format!("{role} {detail}"))?
+            }
+            FaultKind::Transfer => {
+                let leader = cluster.leader().await;
+                let others: Vec<u64> = cluster
+                    .ids()
+                    .into_iter()
+                    .filter(|id| Some(*id) != leader)
+                    .collect();
+                let to = *others.choose(&mut self.rng).unwrap_or(&1);
+                let started = Instant::now();
+                match cluster.admin().transfer_leader(Some(to)).await {
+                    Ok(now) => format!(
+                        "leader transfer n{} -> n{to}: n{now} leads after {} ms",
+                        leader.map_or("?".into(), |l| l.to_string()),
+                        started.elapsed().as_millis()
+                    ),
+                    Err(e) => format!("leader transfer to n{to} refused: {e}"),
+                }
             }
         };
         Ok(detail)

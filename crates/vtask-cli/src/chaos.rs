@@ -63,7 +63,8 @@ struct RunArgs {
     /// How long the workload runs, e.g. 3m or 10m.
     #[arg(long, value_parser = crate::parse_duration, default_value = "1m")]
     duration: Duration,
-    /// Faults to inject, comma separated: kill, restart, stop, partition, slow, crash, or none.
+    /// Faults to inject, comma separated: kill, restart, stop, partition, slow, crash, member
+    /// (remove a node, wipe its disk, add it back), transfer (leader transfer), or none.
     #[arg(long, value_delimiter = ',', default_value = "kill,stop,partition")]
     faults: Vec<String>,
     /// Time between the starts of two faults; each is healed before the next.

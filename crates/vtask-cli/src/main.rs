@@ -188,11 +188,52 @@ enum Verb {
         #[command(subcommand)]
         verb: ClusterVerb,
     },
+    /// The cluster's members: list them, add, promote or remove one (needs
+    /// Cluster.Admin; each change runs on the leader, one at a time).
+    Member {
+        #[command(subcommand)]
+        verb: MemberVerb,
+    },
+    /// The Raft leader: hand the leadership to another voter.
+    Leader {
+        #[command(subcommand)]
+        verb: LeaderVerb,
+    },
     /// Backups (issue #15): save one from the running cluster, or check a file.
     Snapshot {
         #[command(subcommand)]
         verb: SnapshotVerb,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MemberVerb {
+    /// Every member: id, address, role (leader, follower, learner), and as
+    /// the leader sees it, match index and lag (entries it lacks).
+    List,
+    /// Add node ID at ADDRESS (its gRPC HOST:PORT; the node must be running,
+    /// started with --join or an empty data directory). It joins as a
+    /// learner, catches up (by snapshot if needed) and only then becomes a
+    /// voter. Waits until then (up to 150 s).
+    Add {
+        id: u64,
+        address: String,
+        /// Leave it a learner: it replicates but does not vote.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Make learner ID a voter, once it has caught up.
+    Promote { id: u64 },
+    /// Remove node ID (the leader too: it hands over first). The removed node
+    /// stops serving; its data directory no longer belongs to the cluster.
+    Remove { id: u64 },
+}
+
+#[derive(Debug, Subcommand)]
+enum LeaderVerb {
+    /// Hand the leadership to voter ID, or to the most caught-up voter.
+    /// Writes made meanwhile wait, then go to the new leader.
+    Transfer { id: Option<u64> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -545,6 +586,34 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let summary = snapshot::check(&file)?;
             output::print_snapshot(format, &file, &summary, None);
         }
+        Verb::Member {
+            verb: MemberVerb::List,
+        } => {
+            let status = leader_status(&conn).await?;
+            output::print_members(format, &status);
+        }
+        Verb::Member { verb } => {
+            let reply = match verb {
+                MemberVerb::Add {
+                    id,
+                    address,
+                    learner,
+                } => conn.add_member(id, &address, learner).await?,
+                MemberVerb::Promote { id } => conn.promote_member(id).await?,
+                MemberVerb::Remove { id } => conn.remove_member(id).await?,
+                MemberVerb::List => unreachable!("listed above"),
+            };
+            output::print_membership_change(format, &reply);
+        }
+        Verb::Leader {
+            verb: LeaderVerb::Transfer { id },
+        } => {
+            let leader = conn.transfer_leader(id).await?;
+            match format {
+                Format::Table => println!("node {leader} is the leader"),
+                _ => println!("{}", serde_json::json!({ "leaderId": leader })),
+            }
+        }
         Verb::Cluster {
             verb: ClusterVerb::Status,
         } => {
@@ -564,6 +633,27 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
     }
     Ok(0)
+}
+
+/// Cluster.Status from the leader (which alone knows match indexes and
+/// lag), or from the first node that answers if none claims to lead.
+async fn leader_status(conn: &vtask_client::Client) -> Result<v1::StatusResponse, Failure> {
+    let mut first = None;
+    let mut last_error = String::from("no endpoint given");
+    for addr in conn.endpoints() {
+        let mut client = ClusterClient::new(conn.connect(addr)?);
+        match client.status(v1::StatusRequest {}).await {
+            Ok(reply) => {
+                let status = reply.into_inner();
+                if status.leader_id == Some(status.node_id) {
+                    return Ok(status);
+                }
+                first.get_or_insert(status);
+            }
+            Err(s) => last_error = format!("{addr}: {}", s.message()),
+        }
+    }
+    first.ok_or_else(|| Failure::Unavailable(format!("no node answered (last: {last_error})")))
 }
 
 /// `TYPE[:MESSAGE]`, where TYPE is a vSphere fault name.

@@ -231,6 +231,78 @@ pub fn print_cluster(format: Format, statuses: &[(String, Result<v1::StatusRespo
     }
 }
 
+/// `vtask member list`: the members as one node (the leader, if it could be
+/// reached) sees them.
+pub fn print_members(format: Format, status: &v1::StatusResponse) {
+    print_member_rows(format, &status.members, status.leader_id);
+}
+
+/// The outcome of `vtask member add|promote|remove`.
+pub fn print_membership_change(format: Format, reply: &v1::MembershipResponse) {
+    match format {
+        Format::Table => {
+            if reply.unchanged {
+                println!("nothing to change (log index {})", reply.log_index);
+            } else {
+                println!(
+                    "membership changed at log index {} by leader {}",
+                    reply.log_index, reply.leader_id
+                );
+            }
+            print_member_rows(format, &reply.members, Some(reply.leader_id));
+        }
+        _ => {
+            let value = serde_json::json!({
+                "logIndex": reply.log_index,
+                "leaderId": reply.leader_id,
+                "unchanged": reply.unchanged,
+            });
+            println!("{value}");
+            print_member_rows(format, &reply.members, Some(reply.leader_id));
+        }
+    }
+}
+
+fn print_member_rows(format: Format, members: &[v1::Member], leader: Option<u64>) {
+    let role = |m: &v1::Member| match v1::Role::try_from(m.role).ok() {
+        Some(v1::Role::Learner) => "learner",
+        _ if leader == Some(m.node_id) => "leader",
+        Some(v1::Role::Candidate) => "candidate",
+        _ => "voter",
+    };
+    match format {
+        Format::Table => {
+            println!(
+                "{:>4} {:<24} {:<9} {:>9} {:>7}",
+                "ID", "ADDRESS", "ROLE", "MATCHED", "LAG"
+            );
+            let or_dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+            for m in members {
+                println!(
+                    "{:>4} {:<24} {:<9} {:>9} {:>7}",
+                    m.node_id,
+                    m.address,
+                    role(m),
+                    or_dash(m.matched_index),
+                    or_dash(m.lag)
+                );
+            }
+        }
+        _ => {
+            for m in members {
+                let value = serde_json::json!({
+                    "nodeId": m.node_id,
+                    "address": m.address,
+                    "role": role(m),
+                    "matchedIndex": m.matched_index,
+                    "lag": m.lag,
+                });
+                println!("{value}");
+            }
+        }
+    }
+}
+
 fn role(status: &v1::StatusResponse) -> &'static str {
     let me = status.members.iter().find(|m| m.node_id == status.node_id);
     match me.and_then(|m| v1::Role::try_from(m.role).ok()) {

@@ -20,6 +20,7 @@ use vtask_model::{
     AnyValue, CreateTask, LocalizableMessage, MethodFault, State, TaskFilterSpec, TaskInfo,
 };
 use vtask_proto::convert::{millis_to_duration, status_to_fault};
+use vtask_proto::v1::cluster_client::ClusterClient;
 use vtask_proto::v1::task_client::TaskClient;
 use vtask_proto::v1::task_manager_client::TaskManagerClient;
 use vtask_proto::v1::{self, RequestHeader};
@@ -47,6 +48,9 @@ pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(15);
 /// How long one call may take to answer before the next node is tried.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// What a WaitTask call gets beyond its wait for the answer to arrive.
+/// The deadline of a membership call: above the server's own limit (a new
+/// member has 120 s to catch up, the whole change 150 s).
+pub const MEMBERSHIP_CALL_TIMEOUT: Duration = Duration::from_secs(160);
 const WAIT_MARGIN: Duration = Duration::from_secs(5);
 
 /// A connection to a cluster, cheap to share between tasks.
@@ -236,8 +240,13 @@ impl Client {
                             return Err(Error::Fault(fault));
                         }
                         match status.code() {
+                            // Cancelled: the node closed the connection under
+                            // the call (it was stopping); no vtask node answers
+                            // a call with it. A retry carries the same header,
+                            // so it is applied once (D27).
                             tonic::Code::Unavailable
                             | tonic::Code::DeadlineExceeded
+                            | tonic::Code::Cancelled
                             | tonic::Code::Unknown => {
                                 last = format!("{addr}: {}", status.message());
                             }
@@ -304,12 +313,77 @@ impl Client {
     pub async fn save_snapshot(&self) -> Result<tonic::Streaming<v1::SaveSnapshotChunk>, Error> {
         let response = self
             .call(|ch| async move {
-                v1::cluster_client::ClusterClient::new(ch)
+                ClusterClient::new(ch)
                     .save_snapshot(self.request(v1::SaveSnapshotRequest {}))
                     .await
             })
             .await?;
         Ok(response.into_inner())
+    }
+
+    /// `Cluster.AddMember` (needs `Cluster.Admin`): waits until node `id`
+    /// has caught up and is a voter (unless `learner`).
+    pub async fn add_member(
+        &self,
+        id: u64,
+        address: &str,
+        learner: bool,
+    ) -> Result<v1::MembershipResponse, Error> {
+        let message = v1::AddMemberRequest {
+            node_id: id,
+            address: address.to_string(),
+            learner,
+        };
+        self.admin(message, |ch, request| async move {
+            ClusterClient::new(ch).add_member(request).await
+        })
+        .await
+    }
+
+    /// `Cluster.PromoteMember` (needs `Cluster.Admin`).
+    pub async fn promote_member(&self, id: u64) -> Result<v1::MembershipResponse, Error> {
+        self.admin(
+            v1::PromoteMemberRequest { node_id: id },
+            |ch, request| async move { ClusterClient::new(ch).promote_member(request).await },
+        )
+        .await
+    }
+
+    /// `Cluster.RemoveMember` (needs `Cluster.Admin`).
+    pub async fn remove_member(&self, id: u64) -> Result<v1::MembershipResponse, Error> {
+        self.admin(
+            v1::RemoveMemberRequest { node_id: id },
+            |ch, request| async move { ClusterClient::new(ch).remove_member(request).await },
+        )
+        .await
+    }
+
+    /// `Cluster.TransferLeader` (needs `Cluster.Admin`): the new leader.
+    pub async fn transfer_leader(&self, to: Option<u64>) -> Result<u64, Error> {
+        let reply = self
+            .admin(
+                v1::TransferLeaderRequest { node_id: to },
+                |ch, request| async move { ClusterClient::new(ch).transfer_leader(request).await },
+            )
+            .await?;
+        Ok(reply.leader_id)
+    }
+
+    /// A membership call: it may wait for a new member to catch up, so it
+    /// gets a long deadline. Retrying one is safe: a change that took effect
+    /// answers `unchanged`.
+    async fn admin<M, R, F, Fut>(&self, message: M, rpc: F) -> Result<R, Error>
+    where
+        M: Clone,
+        F: Fn(Channel, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        Ok(self
+            .call_within(MEMBERSHIP_CALL_TIMEOUT, |ch| {
+                rpc(ch, self.request(message.clone()))
+            })
+            .await?
+            .into_inner())
     }
 
     /// `TaskManager.CreateTask`: the new task.

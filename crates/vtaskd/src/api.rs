@@ -13,6 +13,7 @@ use vtask_proto::v1::{self, cluster_server, task_manager_server, task_server};
 use vtask_store::ClientRef;
 
 use crate::limits::MAX_REQUEST_BYTES;
+use crate::membership::MembershipChange;
 use crate::service::{
     self, Consistency, EventKind, Role, ServiceError, Submitted, TaskService, WatchEvent,
     WatchTarget,
@@ -560,21 +561,7 @@ impl cluster_server::Cluster for Api {
         _request: Request<v1::StatusRequest>,
     ) -> Result<Response<v1::StatusResponse>, Status> {
         let node = self.tasks.status().await.map_err(status)?;
-        let members = node
-            .members
-            .into_iter()
-            .map(|m| v1::Member {
-                node_id: m.node_id,
-                address: m.address,
-                role: match m.role {
-                    Role::Leader => v1::Role::Leader,
-                    Role::Candidate => v1::Role::Candidate,
-                    Role::Follower => v1::Role::Follower,
-                    Role::Learner => v1::Role::Learner,
-                } as i32,
-                matched_index: m.matched_index,
-            })
-            .collect();
+        let members = members(node.members);
         Ok(Response::new(v1::StatusResponse {
             node_id: node.node_id,
             members,
@@ -586,6 +573,57 @@ impl cluster_server::Cluster for Api {
             state_digest: node.state_digest,
             cluster_id: node.cluster_id,
         }))
+    }
+
+    async fn add_member(
+        &self,
+        request: Request<v1::AddMemberRequest>,
+    ) -> Result<Response<v1::MembershipResponse>, Status> {
+        let caller = self.caller(&request);
+        let request = request.into_inner();
+        self.membership(
+            &caller,
+            MembershipChange::Add {
+                id: request.node_id,
+                address: request.address,
+                learner: request.learner,
+            },
+        )
+        .await
+    }
+
+    async fn promote_member(
+        &self,
+        request: Request<v1::PromoteMemberRequest>,
+    ) -> Result<Response<v1::MembershipResponse>, Status> {
+        let caller = self.caller(&request);
+        let id = request.into_inner().node_id;
+        self.membership(&caller, MembershipChange::Promote { id })
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<v1::RemoveMemberRequest>,
+    ) -> Result<Response<v1::MembershipResponse>, Status> {
+        let caller = self.caller(&request);
+        let id = request.into_inner().node_id;
+        self.membership(&caller, MembershipChange::Remove { id })
+            .await
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<v1::TransferLeaderRequest>,
+    ) -> Result<Response<v1::TransferLeaderResponse>, Status> {
+        let caller = self.caller(&request);
+        let to = request.into_inner().node_id;
+        let leader_id = self
+            .tasks
+            .transfer_leader(&caller, to)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::TransferLeaderResponse { leader_id }))
     }
 
     type SaveSnapshotStream = std::pin::Pin<
@@ -616,4 +654,42 @@ impl cluster_server::Cluster for Api {
         });
         Ok(Response::new(Box::pin(chunks)))
     }
+}
+
+impl Api {
+    async fn membership(
+        &self,
+        caller: &Caller,
+        change: MembershipChange,
+    ) -> Result<Response<v1::MembershipResponse>, Status> {
+        let done = self
+            .tasks
+            .change_membership(caller, change)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::MembershipResponse {
+            log_index: done.log_index,
+            leader_id: done.leader,
+            unchanged: done.unchanged,
+            members: members(self.tasks.status_without_digest().members),
+        }))
+    }
+}
+
+fn members(members: Vec<service::MemberStatus>) -> Vec<v1::Member> {
+    members
+        .into_iter()
+        .map(|m| v1::Member {
+            node_id: m.node_id,
+            address: m.address,
+            role: match m.role {
+                Role::Leader => v1::Role::Leader,
+                Role::Candidate => v1::Role::Candidate,
+                Role::Follower => v1::Role::Follower,
+                Role::Learner => v1::Role::Learner,
+            } as i32,
+            matched_index: m.matched_index,
+            lag: m.lag,
+        })
+        .collect()
 }

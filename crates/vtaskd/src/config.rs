@@ -50,6 +50,18 @@ pub struct Flags {
     /// every connection attempt, so a peer may come back at another IP.
     #[arg(long, env = "VTASKD_INITIAL_CLUSTER", value_name = "LIST")]
     pub initial_cluster: Option<String>,
+    /// Instead of --initial-cluster, for a node that is new to a running
+    /// cluster: members' gRPC addresses, HOST:PORT, comma separated. The node
+    /// asks them to add it (as `vtask member add` would: a learner until it
+    /// has caught up, then a voter) and waits. Needs --node-id and
+    /// --advertise. Read only while the data directory is empty.
+    #[arg(
+        long,
+        env = "VTASKD_JOIN",
+        value_name = "ENDPOINTS",
+        conflicts_with = "initial_cluster"
+    )]
+    pub join: Option<String>,
     /// Leader heartbeat interval in milliseconds [default: 100].
     #[arg(long, env = "VTASKD_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<u64>,
@@ -202,6 +214,7 @@ struct FileSettings {
     http: Option<String>,
     data_dir: Option<PathBuf>,
     initial_cluster: Option<String>,
+    join: Option<String>,
     heartbeat_ms: Option<u64>,
     election_timeout_ms: Option<u64>,
     snapshot_entries: Option<u64>,
@@ -250,8 +263,11 @@ pub struct Config {
     pub advertise: String,
     pub http: SocketAddr,
     pub data_dir: PathBuf,
-    /// Node id → gRPC address of every initial member, this node included.
+    /// Node id → gRPC address of every initial member, this node included
+    /// (with --join: this node only).
     pub initial_cluster: BTreeMap<u64, String>,
+    /// `--join`: members to ask to add this new node; empty otherwise.
+    pub join: Vec<String>,
     pub heartbeat: Duration,
     pub election_timeout: Duration,
     pub snapshot_entries: u64,
@@ -322,17 +338,41 @@ impl Config {
         let listen = parse_addr("listen", &required!(listen, "listen", "LISTEN"))?;
         let http = parse_addr("http", &required!(http, "http", "HTTP"))?;
         let data_dir = required!(data_dir, "data-dir", "DATA_DIR");
-        let initial_cluster = parse_cluster(&required!(
-            initial_cluster,
-            "initial-cluster",
-            "INITIAL_CLUSTER"
-        ))?;
         let advertise = match pick!(advertise) {
             Some(addr) => Some(host_port(&addr).map_err(|message| ConfigError::Invalid {
                 key: "advertise",
                 message,
             })?),
             None => None,
+        };
+        let join = match pick!(join) {
+            Some(text) => parse_endpoints(&text)?,
+            None => Vec::new(),
+        };
+        let initial_cluster = match (&join[..], pick!(initial_cluster)) {
+            ([], Some(text)) => parse_cluster(&text)?,
+            ([], None) => {
+                return Err(ConfigError::Missing(
+                    "initial_cluster",
+                    "initial-cluster",
+                    "INITIAL_CLUSTER",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "join",
+                    message: "give either join (a new node) or initial_cluster, not both".into(),
+                })
+            }
+            (_, None) => {
+                let (Some(id), Some(addr)) = (pick!(node_id), advertise.clone()) else {
+                    return Err(ConfigError::Invalid {
+                        key: "join",
+                        message: "a joining node needs node_id and advertise (the address the members reach it at)".into(),
+                    });
+                };
+                BTreeMap::from([(id, addr)])
+            }
         };
         let node_id = match (pick!(node_id), &advertise) {
             (Some(id), _) => id,
@@ -368,7 +408,7 @@ impl Config {
         };
         if let Some(id) = peer_routes
             .keys()
-            .find(|id| **id == node_id || !initial_cluster.contains_key(id))
+            .find(|id| **id == node_id || (join.is_empty() && !initial_cluster.contains_key(id)))
         {
             return Err(ConfigError::Invalid {
                 key: "peer_routes",
@@ -486,6 +526,7 @@ impl Config {
             http,
             data_dir,
             initial_cluster,
+            join,
             heartbeat,
             election_timeout,
             snapshot_entries: positive(
@@ -535,7 +576,7 @@ fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> 
 
 /// Checks `HOST:PORT`, HOST an IP address (`[...]` for IPv6) or a DNS name;
 /// names are resolved when dialled, not here.
-fn host_port(text: &str) -> Result<String, String> {
+pub(crate) fn host_port(text: &str) -> Result<String, String> {
     let bad = |why: &str| format!("{text:?} is not HOST:PORT (an IP address or a DNS name): {why}");
     if text.parse::<SocketAddr>().is_ok() {
         return Ok(text.to_string());
@@ -561,6 +602,28 @@ fn host_port(text: &str) -> Result<String, String> {
 }
 
 /// Parses `1=127.0.0.1:7001,2=vtask-2:7001`.
+/// `--join`'s list: HOST:PORT, comma separated, at least one.
+fn parse_endpoints(text: &str) -> Result<Vec<String>, ConfigError> {
+    let endpoints = text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            host_port(e).map_err(|message| ConfigError::Invalid {
+                key: "join",
+                message,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if endpoints.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "join",
+            message: "names no member; give HOST:PORT,...".into(),
+        });
+    }
+    Ok(endpoints)
+}
+
 pub fn parse_cluster(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
     parse_members("initial_cluster", text)
 }

@@ -4,8 +4,9 @@
 //! member of a new cluster initializes it), then serve the public gRPC API
 //! and the internal Raft service on one port, and `/metrics`, `/health` and
 //! the web view (`/ui`) on another.
-//! Shutdown (SIGTERM or SIGINT): stop accepting, let in-flight calls finish,
-//! stop Raft, exit 0.
+//! Shutdown (SIGTERM or SIGINT): a leader hands its leadership to a caught-up
+//! voter, then the node stops accepting, lets in-flight calls finish, stops
+//! Raft and exits 0. A node removed from the cluster stops the same way.
 
 mod api;
 mod auth;
@@ -14,6 +15,7 @@ mod housekeeping;
 mod http;
 mod limits;
 mod longrunning;
+mod membership;
 mod metrics;
 mod node;
 #[cfg(debug_assertions)]
@@ -481,7 +483,11 @@ async fn run(
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
     tracing::info!("serving");
-    shutdown.await;
+    let mut removed = node.removed.subscribe();
+    tokio::select! {
+        _ = shutdown => node.hand_over_before_stopping().await,
+        _ = removed.wait_for(|removed| *removed) => {}
+    }
     let _ = stop_tx.send(true);
     let grpc_result = grpc.await;
     let http_result = http.await;

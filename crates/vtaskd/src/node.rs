@@ -20,6 +20,7 @@ use vtask_raft::Network;
 use vtask_store::{ClientRef, NodeId, ReadView, Request};
 
 use crate::config::Config;
+use crate::membership::{MembershipChange, MembershipDone, MembershipError};
 use crate::metrics::{Metrics, RaftGauges};
 use crate::proposer::{ProposeError, Proposer};
 use crate::Raft;
@@ -30,21 +31,33 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between attempts while no leader is known.
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
 
-/// A call a follower makes on the leader (internal `Forward` RPC).
-#[derive(Debug, Serialize, Deserialize)]
+/// A call one node makes on another (internal `Forward` RPC): mostly a
+/// follower on its leader, but also a leader on a transfer target or a
+/// removed member, and a joining node on any member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Forwarded {
     /// Propose this request through the leader's proposer.
     Propose(Request),
     /// Confirm leadership with a quorum and return the index a linearizable
     /// read must wait for (ReadIndex).
     ReadIndex,
+    /// Change the membership (on the leader, or forwarded on to it).
+    Membership(MembershipChange),
+    /// Hand the leadership to this node (any caught-up voter if `None`).
+    Transfer(Option<NodeId>),
+    /// To a transfer target, from its leader: campaign now.
+    Campaign,
+    /// To a removed member, from the leader that removed it.
+    Removed,
 }
 
-/// The leader's answer to a [`Forwarded`] call.
+/// The answer to a [`Forwarded`] call.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ForwardedReply {
     Outcome(Outcome),
     ReadIndex(u64),
+    Membership(Result<MembershipDone, MembershipError>),
+    Done,
 }
 
 /// Why a call could not be served; becomes a gRPC status at the API edge.
@@ -72,6 +85,17 @@ pub struct Node {
     pub cluster_id: vtask_raft::SharedClusterId,
     /// Serializes adopting a cluster id at first contact.
     adopting: Arc<tokio::sync::Mutex<()>>,
+    /// One membership change or leader transfer at a time (on the leader).
+    pub(crate) membership_lock: Arc<tokio::sync::Mutex<()>>,
+    /// True while this leader hands its leadership over: new proposals wait.
+    pub(crate) handing_over: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Set once this node has been removed from the cluster: it stops.
+    pub(crate) removed: Arc<tokio::sync::watch::Sender<bool>>,
+    pub(crate) raft_config: Arc<openraft::Config>,
+    /// When this node last became leader, if it is one.
+    pub(crate) leader_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// `--join`: the members a new node asks to add it.
+    pub(crate) join: Arc<Vec<String>>,
 }
 
 impl Node {
@@ -109,9 +133,10 @@ impl Node {
         )
         .with_tls(crate::tls::peer_config(config.tls.as_ref())?)
         .with_cluster_id(cluster_id.clone());
+        let raft_config = Arc::new(raft_config);
         let raft = Raft::new(
             config.node_id,
-            Arc::new(raft_config),
+            raft_config.clone(),
             network.clone(),
             log,
             sm,
@@ -139,12 +164,33 @@ impl Node {
             settings: config.tasks,
             cluster_id,
             adopting: Arc::default(),
+            membership_lock: Arc::default(),
+            handing_over: Arc::new(tokio::sync::watch::channel(false).0),
+            removed: Arc::new(tokio::sync::watch::channel(false).0),
+            raft_config,
+            leader_since: Arc::default(),
+            join: Arc::new(config.join.clone()),
         };
         node.bootstrap().await?;
+        node.watch_removal();
+        node.watch_leadership();
         Ok(node)
     }
 
     async fn bootstrap(&self) -> anyhow::Result<()> {
+        if !self.join.is_empty() {
+            if self
+                .raft
+                .is_initialized()
+                .await
+                .context("reading Raft state")?
+            {
+                tracing::info!("already a member (--join is only read by a new node); rejoining");
+            } else {
+                self.ask_to_join();
+            }
+            return Ok(());
+        }
         let first = self.members.keys().next().copied();
         if first != Some(self.id) {
             return Ok(());
@@ -293,9 +339,82 @@ impl Node {
         }
     }
 
-    /// The address of a member, as configured.
-    pub fn address(&self, id: NodeId) -> Option<&str> {
-        self.members.get(&id).map(String::as_str)
+    /// The address of a member: from the replicated membership, else as
+    /// configured.
+    pub fn address(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|node| node.addr.clone())
+            .or_else(|| self.members.get(&id).cloned())
+    }
+
+    /// The member at `addr`, if any (0 otherwise: the channel cache's key).
+    fn member_at(&self, addr: &str) -> NodeId {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let found = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .find(|(_, node)| node.addr == addr)
+            .map(|(id, _)| *id);
+        found
+            .or_else(|| {
+                self.members
+                    .iter()
+                    .find(|(_, a)| a.as_str() == addr)
+                    .map(|(id, _)| *id)
+            })
+            .unwrap_or(0)
+    }
+
+    /// `--join`: asks the members, in turn, to add this node, until one
+    /// has (the call returns once this node is a caught-up voter). The node
+    /// serves meanwhile: the leader replicates to it while it waits.
+    fn ask_to_join(&self) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let change = MembershipChange::Add {
+                id: node.id,
+                address: node.address(node.id).unwrap_or_default(),
+                learner: false,
+            };
+            tracing::info!(endpoints = ?node.join, "a new node: asking the cluster to add it");
+            let mut attempt = 0u32;
+            loop {
+                for endpoint in node.join.iter() {
+                    let reply = node
+                        .forward_within(
+                            endpoint,
+                            Forwarded::Membership(change.clone()),
+                            crate::membership::MEMBERSHIP_TIMEOUT,
+                        )
+                        .await;
+                    match reply {
+                        Ok(ForwardedReply::Membership(Ok(done))) => {
+                            tracing::info!(
+                                leader = done.leader,
+                                log_index = done.log_index,
+                                "joined the cluster as a voter"
+                            );
+                            return;
+                        }
+                        Ok(ForwardedReply::Membership(Err(e))) => {
+                            tracing::warn!(%endpoint, "the cluster did not add this node: {e}")
+                        }
+                        Ok(_) => tracing::warn!(%endpoint, "an unexpected reply to a join"),
+                        Err(e) => tracing::warn!(%endpoint, "asking to join: {e}"),
+                    }
+                }
+                attempt = attempt.saturating_add(1);
+                let pause = Duration::from_millis(500 * u64::from(attempt.min(10)));
+                tokio::time::sleep(pause).await;
+            }
+        });
     }
 
     /// Applies `request` through the leader, wherever it is, and returns the
@@ -317,13 +436,9 @@ impl Node {
         }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
+            self.wait_hand_over().await;
             let failure = match self.proposer.propose(request.clone()).await {
-                Ok(outcome) => {
-                    return Ok((
-                        outcome,
-                        self.address(self.id).unwrap_or_default().to_string(),
-                    ))
-                }
+                Ok(outcome) => return Ok((outcome, self.address(self.id).unwrap_or_default())),
                 Err(ProposeError::Unavailable(message)) => {
                     return Err(NodeError::Unavailable(message))
                 }
@@ -336,9 +451,10 @@ impl Node {
                         .await
                     {
                         Ok(ForwardedReply::Outcome(outcome)) => return Ok((outcome, addr)),
-                        Ok(ForwardedReply::ReadIndex(_)) => {
+                        Ok(_) => {
                             return Err(NodeError::Internal(
-                                "the leader answered a proposal with a read index".into(),
+                                "the leader answered a proposal with a reply of another kind"
+                                    .into(),
                             ))
                         }
                         Err(ForwardError::Refused(ProposeError::Unavailable(message))) => {
@@ -404,8 +520,8 @@ impl Node {
                 leader: Some((leader, addr)),
             }) if leader != self.id => match self.forward(&addr, Forwarded::ReadIndex).await {
                 Ok(ForwardedReply::ReadIndex(index)) => Ok(index),
-                Ok(ForwardedReply::Outcome(_)) => {
-                    Err("the leader answered a read index with an outcome".into())
+                Ok(_) => {
+                    Err("the leader answered a read index with a reply of another kind".into())
                 }
                 Err(error) => Err(format!("asking the leader at {addr}: {error}")),
             },
@@ -416,30 +532,59 @@ impl Node {
 
     /// ReadIndex on this node, if it is the leader.
     pub async fn local_read_index(&self) -> Result<u64, ProposeError> {
+        // A ReadIndex round is a heartbeat: it would renew the followers'
+        // leader lease that a leader transfer waits out.
+        self.wait_hand_over().await;
         self.reads.read_index().await
     }
 
     /// Handles a [`Forwarded`] call on the leader.
     pub async fn serve_forwarded(&self, call: Forwarded) -> Result<ForwardedReply, ProposeError> {
         match call {
-            Forwarded::Propose(request) => self
-                .proposer
-                .propose(request)
-                .await
-                .map(ForwardedReply::Outcome),
+            Forwarded::Propose(request) => {
+                self.wait_hand_over().await;
+                self.proposer
+                    .propose(request)
+                    .await
+                    .map(ForwardedReply::Outcome)
+            }
             Forwarded::ReadIndex => self.local_read_index().await.map(ForwardedReply::ReadIndex),
+            Forwarded::Membership(change) => Ok(ForwardedReply::Membership(
+                self.change_membership(change).await,
+            )),
+            Forwarded::Transfer(to) => Ok(ForwardedReply::Membership(
+                self.transfer_leader(to).await.map(|leader| MembershipDone {
+                    log_index: 0,
+                    leader,
+                    unchanged: false,
+                }),
+            )),
+            Forwarded::Campaign => {
+                self.campaign().await;
+                Ok(ForwardedReply::Done)
+            }
+            Forwarded::Removed => {
+                self.removed("the leader said so");
+                Ok(ForwardedReply::Done)
+            }
         }
     }
 
     async fn forward(&self, addr: &str, call: Forwarded) -> Result<ForwardedReply, ForwardError> {
-        let leader = self
-            .members
-            .iter()
-            .find(|(_, a)| a.as_str() == addr)
-            .map_or(0, |(id, _)| *id);
+        self.forward_within(addr, call, REQUEST_TIMEOUT).await
+    }
+
+    /// Makes a [`Forwarded`] call on the node at `addr`, waiting for at most
+    /// `timeout`.
+    pub(crate) async fn forward_within(
+        &self,
+        addr: &str,
+        call: Forwarded,
+        timeout: Duration,
+    ) -> Result<ForwardedReply, ForwardError> {
         let channel = self
             .network
-            .channel(leader, addr)
+            .channel(self.member_at(addr), addr)
             .map_err(|e| ForwardError::Transport(e.to_string()))?;
         let mut client = RaftServiceClient::new(channel)
             .max_decoding_message_size(vtask_raft::MAX_MESSAGE_BYTES)
@@ -447,7 +592,7 @@ impl Node {
         let mut request = tonic::Request::new(ForwardRequest {
             proposal: encode(&call),
         });
-        request.set_timeout(REQUEST_TIMEOUT);
+        request.set_timeout(timeout);
         vtask_raft::add_cluster_id(&mut request, &self.cluster_id);
         let reply = client
             .forward(request)
@@ -477,7 +622,7 @@ fn new_cluster_id() -> std::io::Result<String> {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ForwardError {
+pub(crate) enum ForwardError {
     #[error("{0}")]
     Transport(String),
     #[error("{0}")]

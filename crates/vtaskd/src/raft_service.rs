@@ -79,8 +79,23 @@ impl RaftService for RaftServer {
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardReply>, Status> {
-        self.admit(&request).await?;
-        let call: Forwarded = decode(&request.into_inner().proposal)?;
+        let joining = request
+            .metadata()
+            .get(vtask_raft::CLUSTER_ID_HEADER)
+            .is_none();
+        let (metadata, extensions, body) = request.into_parts();
+        let call: Forwarded = decode(&body.proposal)?;
+        // A new node (`--join`) knows no cluster id yet: asking to be added
+        // is the one call it may make without one.
+        let asks_to_join = joining
+            && matches!(
+                call,
+                Forwarded::Membership(crate::membership::MembershipChange::Add { .. })
+            );
+        if !asks_to_join {
+            self.admit(&Request::from_parts(metadata, extensions, ()))
+                .await?;
+        }
         let result = self.node.serve_forwarded(call).await;
         Ok(Response::new(ForwardReply {
             reply: encode(&result),

@@ -23,6 +23,7 @@ use vtask_store::{ChangeKind, ChangeRecord, ClientRef, ReadView, Request as LogR
 
 use crate::auth::Auth;
 use crate::limits::{LimitReached, OpenCalls};
+use crate::membership::{MembershipChange, MembershipDone, MembershipError};
 use crate::node::{Node, NodeError};
 
 /// ListTasks page size when the request names none, and the largest allowed.
@@ -54,6 +55,23 @@ pub enum ServiceError {
 impl From<MethodFault> for ServiceError {
     fn from(fault: MethodFault) -> ServiceError {
         ServiceError::Fault(fault)
+    }
+}
+
+impl From<MembershipError> for ServiceError {
+    fn from(error: MembershipError) -> ServiceError {
+        match error {
+            MembershipError::Invalid(message) => {
+                ServiceError::Fault(MethodFault::invalid_argument("member", message))
+            }
+            MembershipError::InProgress(message) => {
+                ServiceError::Fault(MethodFault::invalid_state(message))
+            }
+            MembershipError::Unavailable(message) => ServiceError::Unavailable(message),
+            MembershipError::NotLeader => {
+                ServiceError::Unavailable("the leadership moved; retry".into())
+            }
+        }
     }
 }
 
@@ -234,6 +252,8 @@ pub struct MemberStatus {
     pub role: Role,
     /// The leader's replication position of this member; `None` elsewhere.
     pub matched_index: Option<u64>,
+    /// How many entries of the leader's log it lacks; `None` off the leader.
+    pub lag: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -774,6 +794,33 @@ impl TaskService {
         Ok(rx)
     }
 
+    /// Cluster.AddMember / PromoteMember / RemoveMember: needs
+    /// `Cluster.Admin`; runs on the leader (see `membership.rs`).
+    pub async fn change_membership(
+        &self,
+        caller: &Caller,
+        change: MembershipChange,
+    ) -> Result<MembershipDone> {
+        vtask_model::authorize(caller, Privilege::ClusterAdmin, None)?;
+        tracing::info!(
+            user = caller.name().unwrap_or("-"),
+            ?change,
+            "membership change asked"
+        );
+        Ok(self.node.change_membership(change).await?)
+    }
+
+    /// Cluster.TransferLeader: needs `Cluster.Admin`; returns the new leader.
+    pub async fn transfer_leader(&self, caller: &Caller, to: Option<u64>) -> Result<u64> {
+        vtask_model::authorize(caller, Privilege::ClusterAdmin, None)?;
+        tracing::info!(
+            user = caller.name().unwrap_or("-"),
+            ?to,
+            "leader transfer asked"
+        );
+        Ok(self.node.transfer_leader(to).await?)
+    }
+
     /// [`TaskService::status`] without the state digest (`state_digest`
     /// empty), which reads the whole state: cheap enough for a page to poll
     /// every second (the web view's cluster page).
@@ -798,14 +845,20 @@ impl TaskService {
             }
         };
         let replication = metrics.replication.clone().unwrap_or_default();
-        let members = metrics
-            .membership_config
+        let membership = metrics.membership_config.membership();
+        let last_log_index = metrics.last_log_index.unwrap_or_default();
+        let members = membership
             .nodes()
-            .map(|(id, node)| MemberStatus {
-                node_id: *id,
-                address: node.addr.clone(),
-                role: role_of(*id),
-                matched_index: replication.get(id).map(|m| m.map_or(0, |l| l.index)),
+            .map(|(id, node)| {
+                let matched = replication.get(id).map(|m| m.map_or(0, |l| l.index));
+                let voter = membership.voter_ids().any(|v| v == *id);
+                MemberStatus {
+                    node_id: *id,
+                    address: node.addr.clone(),
+                    role: if voter { role_of(*id) } else { Role::Learner },
+                    matched_index: matched,
+                    lag: matched.map(|m| last_log_index.saturating_sub(m)),
+                }
             })
             .collect();
         NodeStatus {

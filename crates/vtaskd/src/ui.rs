@@ -675,7 +675,7 @@ async fn cluster(State(ui): State<Ui>, RawQuery(query): RawQuery) -> ApiResult {
                 },
                 "matchedIndex": m.matched_index,
                 // Entries the leader has that this member has not (known on the leader only).
-                "lag": m.matched_index.map(|matched| status.last_log_index.saturating_sub(matched)),
+                "lag": m.lag,
             })
         })
         .collect();

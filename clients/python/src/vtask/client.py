@@ -2,8 +2,8 @@
 
 A :class:`Client` knows several endpoints. Every node accepts every call (a
 follower forwards writes to the leader), so the client tries the endpoints
-in turn while they answer ``UNAVAILABLE`` (or ``DEADLINE_EXCEEDED``, or
-``UNKNOWN`` without a fault) or do not answer at all, for at most
+in turn while they answer ``UNAVAILABLE`` (or ``DEADLINE_EXCEEDED``,
+``CANCELLED``, or ``UNKNOWN`` without a fault) or do not answer at all, for at most
 ``retry_for`` seconds. The endpoint it tries first is the leader once a
 reply's ``leader_hint`` named it, else the last one that answered.
 
@@ -73,8 +73,14 @@ _MAX_SERVER_WAIT = 600.0
 _ROUND_PAUSE = 0.2
 
 #: Codes that mean "this node could not serve the call now": try the next.
+#: CANCELLED: a stopping node closed the connection under the call.
 RETRYABLE = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN}
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+    }
 )
 
 _SERVICES = ("Task", "TaskManager", "Cluster")

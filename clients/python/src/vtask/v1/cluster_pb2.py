@@ -24,27 +24,39 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16vtask/v1/cluster.proto\x12\x08vtask.v1\"\x15\n\x13SaveSnapshotRequest\"U\n\x11SaveSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12)\n\x04info\x18\x02 \x01(\x0b\x32\x16.vtask.v1.SnapshotInfoH\x00\x88\x01\x01\x42\x07\n\x05_info\"\x88\x01\n\x0cSnapshotInfo\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x15\n\rapplied_index\x18\x03 \x01(\x04\x12\x14\n\x0cstate_digest\x18\x04 \x01(\t\x12\r\n\x05tasks\x18\x05 \x01(\x04\x12\x10\n\x08revision\x18\x06 \x01(\x04\"v\n\x06Member\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vtask.v1.Role\x12\x1a\n\rmatched_index\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x10\n\x0e_matched_index\"\x0f\n\rStatusRequest\"\xea\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.vtask.v1.Member\x12\x16\n\tleader_id\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x16\n\x0elast_log_index\x18\x05 \x01(\x04\x12\x17\n\x0f\x63ommitted_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x14\n\x0cstate_digest\x18\x08 \x01(\t\x12\x12\n\ncluster_id\x18\t \x01(\tB\x0c\n\n_leader_id*f\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_LEADER\x10\x01\x12\x11\n\rROLE_FOLLOWER\x10\x02\x12\x12\n\x0eROLE_CANDIDATE\x10\x03\x12\x10\n\x0cROLE_LEARNER\x10\x04\x32\x94\x01\n\x07\x43luster\x12;\n\x06Status\x12\x17.vtask.v1.StatusRequest\x1a\x18.vtask.v1.StatusResponse\x12L\n\x0cSaveSnapshot\x12\x1d.vtask.v1.SaveSnapshotRequest\x1a\x1b.vtask.v1.SaveSnapshotChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16vtask/v1/cluster.proto\x12\x08vtask.v1\"E\n\x10\x41\x64\x64MemberRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07learner\x18\x03 \x01(\x08\"\'\n\x14PromoteMemberRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"&\n\x13RemoveMemberRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"p\n\x12MembershipResponse\x12\x11\n\tlog_index\x18\x01 \x01(\x04\x12\x11\n\tleader_id\x18\x02 \x01(\x04\x12\x11\n\tunchanged\x18\x03 \x01(\x08\x12!\n\x07members\x18\x04 \x03(\x0b\x32\x10.vtask.v1.Member\"9\n\x15TransferLeaderRequest\x12\x14\n\x07node_id\x18\x01 \x01(\x04H\x00\x88\x01\x01\x42\n\n\x08_node_id\"+\n\x16TransferLeaderResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x04\"\x15\n\x13SaveSnapshotRequest\"U\n\x11SaveSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12)\n\x04info\x18\x02 \x01(\x0b\x32\x16.vtask.v1.SnapshotInfoH\x00\x88\x01\x01\x42\x07\n\x05_info\"\x88\x01\n\x0cSnapshotInfo\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x15\n\rapplied_index\x18\x03 \x01(\x04\x12\x14\n\x0cstate_digest\x18\x04 \x01(\t\x12\r\n\x05tasks\x18\x05 \x01(\x04\x12\x10\n\x08revision\x18\x06 \x01(\x04\"\x90\x01\n\x06Member\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vtask.v1.Role\x12\x1a\n\rmatched_index\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12\x10\n\x03lag\x18\x05 \x01(\x04H\x01\x88\x01\x01\x42\x10\n\x0e_matched_indexB\x06\n\x04_lag\"\x0f\n\rStatusRequest\"\xea\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.vtask.v1.Member\x12\x16\n\tleader_id\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x16\n\x0elast_log_index\x18\x05 \x01(\x04\x12\x17\n\x0f\x63ommitted_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x14\n\x0cstate_digest\x18\x08 \x01(\t\x12\x12\n\ncluster_id\x18\t \x01(\tB\x0c\n\n_leader_id*f\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_LEADER\x10\x01\x12\x11\n\rROLE_FOLLOWER\x10\x02\x12\x12\n\x0eROLE_CANDIDATE\x10\x03\x12\x10\n\x0cROLE_LEARNER\x10\x04\x32\xcc\x03\n\x07\x43luster\x12;\n\x06Status\x12\x17.vtask.v1.StatusRequest\x1a\x18.vtask.v1.StatusResponse\x12L\n\x0cSaveSnapshot\x12\x1d.vtask.v1.SaveSnapshotRequest\x1a\x1b.vtask.v1.SaveSnapshotChunk0\x01\x12\x45\n\tAddMember\x12\x1a.vtask.v1.AddMemberRequest\x1a\x1c.vtask.v1.MembershipResponse\x12M\n\rPromoteMember\x12\x1e.vtask.v1.PromoteMemberRequest\x1a\x1c.vtask.v1.MembershipResponse\x12K\n\x0cRemoveMember\x12\x1d.vtask.v1.RemoveMemberRequest\x1a\x1c.vtask.v1.MembershipResponse\x12S\n\x0eTransferLeader\x12\x1f.vtask.v1.TransferLeaderRequest\x1a .vtask.v1.TransferLeaderResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vtask.v1.cluster_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=659
-  _globals['_ROLE']._serialized_end=761
-  _globals['_SAVESNAPSHOTREQUEST']._serialized_start=36
-  _globals['_SAVESNAPSHOTREQUEST']._serialized_end=57
-  _globals['_SAVESNAPSHOTCHUNK']._serialized_start=59
-  _globals['_SAVESNAPSHOTCHUNK']._serialized_end=144
-  _globals['_SNAPSHOTINFO']._serialized_start=147
-  _globals['_SNAPSHOTINFO']._serialized_end=283
-  _globals['_MEMBER']._serialized_start=285
-  _globals['_MEMBER']._serialized_end=403
-  _globals['_STATUSREQUEST']._serialized_start=405
-  _globals['_STATUSREQUEST']._serialized_end=420
-  _globals['_STATUSRESPONSE']._serialized_start=423
-  _globals['_STATUSRESPONSE']._serialized_end=657
-  _globals['_CLUSTER']._serialized_start=764
-  _globals['_CLUSTER']._serialized_end=912
+  _globals['_ROLE']._serialized_start=1056
+  _globals['_ROLE']._serialized_end=1158
+  _globals['_ADDMEMBERREQUEST']._serialized_start=36
+  _globals['_ADDMEMBERREQUEST']._serialized_end=105
+  _globals['_PROMOTEMEMBERREQUEST']._serialized_start=107
+  _globals['_PROMOTEMEMBERREQUEST']._serialized_end=146
+  _globals['_REMOVEMEMBERREQUEST']._serialized_start=148
+  _globals['_REMOVEMEMBERREQUEST']._serialized_end=186
+  _globals['_MEMBERSHIPRESPONSE']._serialized_start=188
+  _globals['_MEMBERSHIPRESPONSE']._serialized_end=300
+  _globals['_TRANSFERLEADERREQUEST']._serialized_start=302
+  _globals['_TRANSFERLEADERREQUEST']._serialized_end=359
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=361
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=404
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_start=406
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_end=427
+  _globals['_SAVESNAPSHOTCHUNK']._serialized_start=429
+  _globals['_SAVESNAPSHOTCHUNK']._serialized_end=514
+  _globals['_SNAPSHOTINFO']._serialized_start=517
+  _globals['_SNAPSHOTINFO']._serialized_end=653
+  _globals['_MEMBER']._serialized_start=656
+  _globals['_MEMBER']._serialized_end=800
+  _globals['_STATUSREQUEST']._serialized_start=802
+  _globals['_STATUSREQUEST']._serialized_end=817
+  _globals['_STATUSRESPONSE']._serialized_start=820
+  _globals['_STATUSRESPONSE']._serialized_end=1054
+  _globals['_CLUSTER']._serialized_start=1161
+  _globals['_CLUSTER']._serialized_end=1621
 # @@protoc_insertion_point(module_scope)

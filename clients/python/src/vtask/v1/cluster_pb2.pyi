@@ -20,6 +20,52 @@ ROLE_FOLLOWER: Role
 ROLE_CANDIDATE: Role
 ROLE_LEARNER: Role
 
+class AddMemberRequest(_message.Message):
+    __slots__ = ("node_id", "address", "learner")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LEARNER_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    address: str
+    learner: bool
+    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ..., learner: _Optional[bool] = ...) -> None: ...
+
+class PromoteMemberRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    def __init__(self, node_id: _Optional[int] = ...) -> None: ...
+
+class RemoveMemberRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    def __init__(self, node_id: _Optional[int] = ...) -> None: ...
+
+class MembershipResponse(_message.Message):
+    __slots__ = ("log_index", "leader_id", "unchanged", "members")
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    log_index: int
+    leader_id: int
+    unchanged: bool
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, log_index: _Optional[int] = ..., leader_id: _Optional[int] = ..., unchanged: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class TransferLeaderRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    def __init__(self, node_id: _Optional[int] = ...) -> None: ...
+
+class TransferLeaderResponse(_message.Message):
+    __slots__ = ("leader_id",)
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    leader_id: int
+    def __init__(self, leader_id: _Optional[int] = ...) -> None: ...
+
 class SaveSnapshotRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -49,16 +95,18 @@ class SnapshotInfo(_message.Message):
     def __init__(self, format_version: _Optional[int] = ..., cluster_id: _Optional[str] = ..., applied_index: _Optional[int] = ..., state_digest: _Optional[str] = ..., tasks: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("node_id", "address", "role", "matched_index")
+    __slots__ = ("node_id", "address", "role", "matched_index", "lag")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MATCHED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     address: str
     role: Role
     matched_index: int
-    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., matched_index: _Optional[int] = ...) -> None: ...
+    lag: int
+    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., matched_index: _Optional[int] = ..., lag: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

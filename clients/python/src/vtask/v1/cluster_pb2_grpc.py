@@ -44,6 +44,26 @@ class ClusterStub:
                 request_serializer=vtask_dot_v1_dot_cluster__pb2.SaveSnapshotRequest.SerializeToString,
                 response_deserializer=vtask_dot_v1_dot_cluster__pb2.SaveSnapshotChunk.FromString,
                 _registered_method=True)
+        self.AddMember = channel.unary_unary(
+                '/vtask.v1.Cluster/AddMember',
+                request_serializer=vtask_dot_v1_dot_cluster__pb2.AddMemberRequest.SerializeToString,
+                response_deserializer=vtask_dot_v1_dot_cluster__pb2.MembershipResponse.FromString,
+                _registered_method=True)
+        self.PromoteMember = channel.unary_unary(
+                '/vtask.v1.Cluster/PromoteMember',
+                request_serializer=vtask_dot_v1_dot_cluster__pb2.PromoteMemberRequest.SerializeToString,
+                response_deserializer=vtask_dot_v1_dot_cluster__pb2.MembershipResponse.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/vtask.v1.Cluster/RemoveMember',
+                request_serializer=vtask_dot_v1_dot_cluster__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=vtask_dot_v1_dot_cluster__pb2.MembershipResponse.FromString,
+                _registered_method=True)
+        self.TransferLeader = channel.unary_unary(
+                '/vtask.v1.Cluster/TransferLeader',
+                request_serializer=vtask_dot_v1_dot_cluster__pb2.TransferLeaderRequest.SerializeToString,
+                response_deserializer=vtask_dot_v1_dot_cluster__pb2.TransferLeaderResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -68,6 +88,44 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddMember(self, request, context):
+        """Membership (issue #15). Each runs on the leader (any node forwards it),
+        one at a time, through joint consensus, and needs Cluster.Admin; a
+        second change while one is under way fails with InvalidState. They may
+        take long (a new member catches up first): give them a long deadline.
+
+        Adds a node as a learner; unless `learner`, waits until it has caught up
+        and makes it a voter. The node must be running (with --join, or an
+        empty data directory and no --initial-cluster of its own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteMember(self, request, context):
+        """Makes a learner a voter once it has caught up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Removes a voter or learner; the leader hands over first. The removed
+        node stops serving.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferLeader(self, request, context):
+        """Moves the leadership to a caught-up voter (`node_id`, or the most
+        caught-up one). Proposals made meanwhile wait and then go to the new
+        leader. Needs Cluster.Admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +138,26 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.SaveSnapshot,
                     request_deserializer=vtask_dot_v1_dot_cluster__pb2.SaveSnapshotRequest.FromString,
                     response_serializer=vtask_dot_v1_dot_cluster__pb2.SaveSnapshotChunk.SerializeToString,
+            ),
+            'AddMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMember,
+                    request_deserializer=vtask_dot_v1_dot_cluster__pb2.AddMemberRequest.FromString,
+                    response_serializer=vtask_dot_v1_dot_cluster__pb2.MembershipResponse.SerializeToString,
+            ),
+            'PromoteMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteMember,
+                    request_deserializer=vtask_dot_v1_dot_cluster__pb2.PromoteMemberRequest.FromString,
+                    response_serializer=vtask_dot_v1_dot_cluster__pb2.MembershipResponse.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=vtask_dot_v1_dot_cluster__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=vtask_dot_v1_dot_cluster__pb2.MembershipResponse.SerializeToString,
+            ),
+            'TransferLeader': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferLeader,
+                    request_deserializer=vtask_dot_v1_dot_cluster__pb2.TransferLeaderRequest.FromString,
+                    response_serializer=vtask_dot_v1_dot_cluster__pb2.TransferLeaderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +214,114 @@ class Cluster:
             '/vtask.v1.Cluster/SaveSnapshot',
             vtask_dot_v1_dot_cluster__pb2.SaveSnapshotRequest.SerializeToString,
             vtask_dot_v1_dot_cluster__pb2.SaveSnapshotChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vtask.v1.Cluster/AddMember',
+            vtask_dot_v1_dot_cluster__pb2.AddMemberRequest.SerializeToString,
+            vtask_dot_v1_dot_cluster__pb2.MembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vtask.v1.Cluster/PromoteMember',
+            vtask_dot_v1_dot_cluster__pb2.PromoteMemberRequest.SerializeToString,
+            vtask_dot_v1_dot_cluster__pb2.MembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vtask.v1.Cluster/RemoveMember',
+            vtask_dot_v1_dot_cluster__pb2.RemoveMemberRequest.SerializeToString,
+            vtask_dot_v1_dot_cluster__pb2.MembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferLeader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vtask.v1.Cluster/TransferLeader',
+            vtask_dot_v1_dot_cluster__pb2.TransferLeaderRequest.SerializeToString,
+            vtask_dot_v1_dot_cluster__pb2.TransferLeaderResponse.FromString,
             options,
             channel_credentials,
             insecure,
