@@ -357,13 +357,23 @@ impl Cluster {
     /// The body of node `id`'s `GET /metrics` (plain HTTP on its `--http`
     /// address).
     pub async fn metrics(&self, id: u64) -> anyhow::Result<String> {
+        let (status, body) = self.http_get(id, "/metrics").await?;
+        if status != 200 {
+            bail!("GET /metrics on node {id}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// `GET path` on node `id`'s HTTP port (plain text): the status code
+    /// and the body.
+    pub async fn http_get(&self, id: u64, path: &str) -> anyhow::Result<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let node = self.nodes.get(&id).context("no such node")?;
         let mut stream = tokio::net::TcpStream::connect(&node.http).await?;
         stream
             .write_all(
                 format!(
-                    "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
                     node.http
                 )
                 .as_bytes(),
@@ -374,10 +384,31 @@ impl Cluster {
         let (head, body) = response
             .split_once("\r\n\r\n")
             .context("an HTTP response without a body")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            bail!("GET /metrics on node {id}: {head}");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .with_context(|| format!("GET {path} on node {id}: no status in {head:?}"))?;
+        Ok((status, body.to_string()))
+    }
+
+    /// Waits up to `timeout` for node `id` to exit by itself; its exit
+    /// status, or `None` if it is still running (or was not).
+    pub fn wait_exit(&mut self, id: u64, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let node = self.nodes.get_mut(&id)?;
+        loop {
+            match node.child.as_mut()?.try_wait() {
+                Ok(Some(status)) => {
+                    node.child = None;
+                    return Some(status);
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => return None,
+            }
         }
-        Ok(body.to_string())
     }
 
     /// Waits until every running node serves gRPC and knows the leader.
