@@ -37,7 +37,13 @@ impl Tmpfs {
     fn mount(dir: &Path, mib: u64) -> Result<Tmpfs, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir)
             .output()
             .map_err(|e| format!("running mount: {e}"))?;
@@ -127,7 +133,10 @@ fn free_bytes(dir: &Path) -> u64 {
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
     // SAFETY: a NUL-terminated path and a statvfs for the call to fill in.
-    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) }, 0);
+    assert_eq!(
+        unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) },
+        0
+    );
     // SAFETY: statvfs succeeded, so it wrote the struct.
     let stat = unsafe { stat.assume_init() };
     stat.f_bavail * stat.f_frsize
@@ -291,13 +300,23 @@ async fn a_node_below_its_disk_reserve_refuses_writes_serves_reads_and_recovers(
     }
 
     // A follower's disk fills: writes through it are refused, naming it...
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .unwrap();
     let follower = *ids.iter().find(|&&id| id != leader).unwrap();
-    let other = *ids.iter().find(|&&id| id != leader && id != follower).unwrap();
+    let other = *ids
+        .iter()
+        .find(|&&id| id != leader && id != follower)
+        .unwrap();
     let data = cluster.nodes[&follower].data_dir.clone();
     let ballast = fill(&data, RESERVE / 2);
     wait_disk_low(cluster, follower, true).await;
-    assert_disk_full(create(cluster, follower, seq.next()).await, follower, follower);
+    assert_disk_full(
+        create(cluster, follower, seq.next()).await,
+        follower,
+        follower,
+    );
     let mut tasks = cluster.tasks(follower).await.unwrap();
     let progress = tasks
         .update_progress(UpdateProgressRequest {
@@ -349,7 +368,10 @@ async fn a_node_below_its_disk_reserve_refuses_writes_serves_reads_and_recovers(
 
     // The leader's disk fills: every node refuses writes, naming the leader
     // (a follower forwards them to it), and every node serves reads.
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .unwrap();
     let ballast = fill(&cluster.nodes[&leader].data_dir, RESERVE / 2);
     wait_disk_low(cluster, leader, true).await;
     for &node in &ids {
@@ -361,7 +383,10 @@ async fn a_node_below_its_disk_reserve_refuses_writes_serves_reads_and_recovers(
         }
     }
     assert_eq!(
-        cluster.wait_for_leader(Duration::from_secs(1)).await.unwrap(),
+        cluster
+            .wait_for_leader(Duration::from_secs(1))
+            .await
+            .unwrap(),
         leader,
         "a low disk is no reason to change leaders"
     );
@@ -441,8 +466,16 @@ async fn a_node_whose_disk_fills_up_stops_loudly_and_the_cluster_loses_nothing()
             rig.cluster.logs()
         )
     });
+    eprintln!(
+        "node {full} ran out of space after {} large writes",
+        acked_round.map_or(0, |r| r + 1)
+    );
     let log = std::fs::read_to_string(&rig.cluster.nodes[&full].log).unwrap();
-    assert_eq!(status.code(), Some(1), "it exits, loudly: {status:?}\n{log}");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "it exits, loudly: {status:?}\n{log}"
+    );
     assert!(
         log.contains("Raft stopped") && log.contains("stopping this node"),
         "{log}"

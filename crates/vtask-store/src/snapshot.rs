@@ -282,10 +282,7 @@ fn install_via(
         .write_opt(batch, &opts)
         .map_err(|e| store.rocks(e))?;
 
-    let copy = tee
-        .copy
-        .into_inner()
-        .map_err(|e| io(tmp)(e.into_error()))?;
+    let copy = tee.copy.into_inner().map_err(|e| io(tmp)(e.into_error()))?;
     copy.sync_all().map_err(io(tmp))?;
     publish(tmp, dir)
 }

@@ -191,7 +191,11 @@ async fn health(State(node): State<Node>) -> (StatusCode, String) {
         let metrics = metrics.borrow();
         (
             metrics.current_leader,
-            metrics.running_state.as_ref().err().map(ToString::to_string),
+            metrics
+                .running_state
+                .as_ref()
+                .err()
+                .map(ToString::to_string),
         )
     };
     let disk = node.disk.state();

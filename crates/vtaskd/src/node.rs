@@ -86,15 +86,14 @@ impl Node {
     /// cluster that was never initialized, initializes it (exactly once:
     /// no other node ever does).
     pub async fn start(config: &Config) -> anyhow::Result<Node> {
-        let (log, sm) = vtask_store::open(&config.data_dir)
-            .with_context(|| {
-                let free = crate::disk::free_bytes(&config.data_dir)
-                    .map_or_else(|e| format!("unknown ({e})"), crate::disk::human);
-                format!(
-                    "opening the store in {} ({free} free there)",
-                    config.data_dir.display()
-                )
-            })?;
+        let (log, sm) = vtask_store::open(&config.data_dir).with_context(|| {
+            let free = crate::disk::free_bytes(&config.data_dir)
+                .map_or_else(|e| format!("unknown ({e})"), crate::disk::human);
+            format!(
+                "opening the store in {} ({free} free there)",
+                config.data_dir.display()
+            )
+        })?;
         let disk = Disk::new(config.node_id, &config.data_dir, config.disk_reserve);
         disk.start(config.disk_check_interval);
         let read = sm.read_view();
