@@ -425,13 +425,23 @@ impl Cluster {
     /// The body of node `id`'s `GET /metrics` (plain HTTP on its `--http`
     /// address).
     pub async fn metrics(&self, id: u64) -> anyhow::Result<String> {
+        let (status, body) = self.http_get(id, "/metrics").await?;
+        if status != 200 {
+            bail!("GET /metrics on node {id}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// `GET path` on node `id`'s HTTP port (plain text): the status code
+    /// and the body.
+    pub async fn http_get(&self, id: u64, path: &str) -> anyhow::Result<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let node = self.nodes.get(&id).context("no such node")?;
         let mut stream = tokio::net::TcpStream::connect(&node.http).await?;
         stream
             .write_all(
                 format!(
-                    "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
                     node.http
                 )
                 .as_bytes(),
@@ -442,10 +452,12 @@ impl Cluster {
         let (head, body) = response
             .split_once("\r\n\r\n")
             .context("an HTTP response without a body")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            bail!("GET /metrics on node {id}: {head}");
-        }
-        Ok(body.to_string())
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .with_context(|| format!("GET {path} on node {id}: no status in {head:?}"))?;
+        Ok((status, body.to_string()))
     }
 
     /// Waits until every running node serves gRPC and knows the leader.

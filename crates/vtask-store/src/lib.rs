@@ -74,7 +74,11 @@
 //! `WriteBatch` as the data it covers.
 //!
 //! If a RocksDB write fails the store returns a `StorageError`, which makes
-//! openraft stop the node: it never serves a half-written batch.
+//! openraft stop the node: it never serves a half-written batch (and
+//! `vtaskd` then exits with status 1). An append whose write or fsync
+//! failed is never acknowledged, so a full disk (ENOSPC) loses nothing
+//! acknowledged; RocksDB recovers the store to its last synced write at the
+//! next open. A snapshot file cut short by a failed write is removed.
 //!
 //! **Architecture invariant:** the task rules live in `vtask-model`; this
 //! crate only persists what `vtask_model::apply` decides.

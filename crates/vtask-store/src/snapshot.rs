@@ -145,11 +145,31 @@ pub(crate) fn build(store: &Store) -> Result<(), StoreError> {
     let view = store.db.snapshot();
     let dir = store.snapshot_dir();
     let tmp = dir.join(format!("building-{}.snap", now_nanos()));
-    let file = File::create(&tmp).map_err(io(&tmp))?;
-    let (out, _) = write_view(store, &view, BufWriter::new(file), false)?;
-    let file = out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
-    file.sync_all().map_err(io(&tmp))?;
-    publish(&tmp, &dir)
+    removed_on_error(&tmp, || {
+        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let (out, _) = write_view(store, &view, BufWriter::new(file), false)?;
+        let file = out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
+        file.sync_all().map_err(io(&tmp))?;
+        publish(&tmp, &dir)
+    })
+}
+
+/// Runs `write`, which writes the file `tmp`; if it fails, removes what it
+/// wrote, so a write cut short (ENOSPC on a full disk, say) leaves no
+/// partial snapshot taking the space a restart needs.
+fn removed_on_error(
+    tmp: &Path,
+    write: impl FnOnce() -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let result = write();
+    if result.is_err() {
+        if let Err(e) = std::fs::remove_file(tmp) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %tmp.display(), "removing a snapshot file cut short: {e}");
+            }
+        }
+    }
+    result
 }
 
 /// Writes a backup of the applied state, as of one point-in-time view taken
@@ -219,20 +239,30 @@ fn read_into(
 
 /// Replaces the state machine with the snapshot in `file`, in one synced
 /// `WriteBatch`, then keeps the file as the current snapshot.
-pub(crate) fn install(store: &Store, meta: &Meta, mut file: File) -> Result<(), StoreError> {
+pub(crate) fn install(store: &Store, meta: &Meta, file: File) -> Result<(), StoreError> {
     let dir = store.snapshot_dir();
     let tmp = dir.join(format!("installing-{}.snap", now_nanos()));
-    file.seek(SeekFrom::Start(0)).map_err(io(&tmp))?;
+    removed_on_error(&tmp, || install_via(store, meta, file, &tmp, &dir))
+}
+
+fn install_via(
+    store: &Store,
+    meta: &Meta,
+    mut file: File,
+    tmp: &Path,
+    dir: &Path,
+) -> Result<(), StoreError> {
+    file.seek(SeekFrom::Start(0)).map_err(io(tmp))?;
     // Copy as we read, so the copy becomes the current snapshot afterwards.
-    let copy = File::create(&tmp).map_err(io(&tmp))?;
+    let copy = File::create(tmp).map_err(io(tmp))?;
     let mut tee = TeeReader {
         inner: BufReader::new(file),
         copy: BufWriter::new(copy),
     };
     let mut batch = WriteBatch::default();
-    let header = read_into(store, &mut tee, &mut batch, &tmp)?;
-    if header_meta(&header, &tmp)?.last_log_id != meta.last_log_id {
-        return Err(corrupt(&tmp, "snapshot file does not match its metadata"));
+    let header = read_into(store, &mut tee, &mut batch, tmp)?;
+    if header_meta(&header, tmp)?.last_log_id != meta.last_log_id {
+        return Err(corrupt(tmp, "snapshot file does not match its metadata"));
     }
     // The snapshot's own metadata decides what is applied.
     batch.put_cf(
@@ -252,12 +282,9 @@ pub(crate) fn install(store: &Store, meta: &Meta, mut file: File) -> Result<(), 
         .write_opt(batch, &opts)
         .map_err(|e| store.rocks(e))?;
 
-    let copy = tee
-        .copy
-        .into_inner()
-        .map_err(|e| io(&tmp)(e.into_error()))?;
-    copy.sync_all().map_err(io(&tmp))?;
-    publish(&tmp, &dir)
+    let copy = tee.copy.into_inner().map_err(|e| io(tmp)(e.into_error()))?;
+    copy.sync_all().map_err(io(tmp))?;
+    publish(tmp, dir)
 }
 
 /// What [`restore`] wrote.

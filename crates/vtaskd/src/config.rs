@@ -144,6 +144,17 @@ pub struct Flags {
     /// WaitTask calls one user may have waiting on this node [default: 256].
     #[arg(long, env = "VTASKD_MAX_WAITS_PER_USER")]
     pub max_waits_per_user: Option<usize>,
+    /// Free space to keep on the data directory's file system: below it the
+    /// node refuses writes (RESOURCE_EXHAUSTED) and keeps serving reads, and
+    /// takes writes again by itself once an eighth more than this is free.
+    /// Bytes, or a number with KiB, MiB, GiB or TiB (K, M, G, T mean the
+    /// same); 0 refuses nothing [default: 64MiB].
+    #[arg(long, env = "VTASKD_DISK_RESERVE", value_name = "BYTES")]
+    pub disk_reserve: Option<String>,
+    /// How often the free space of the data directory is checked, in
+    /// milliseconds [default: 1000].
+    #[arg(long, env = "VTASKD_DISK_CHECK_INTERVAL_MS")]
+    pub disk_check_interval_ms: Option<u64>,
     #[command(subcommand)]
     pub tool: Option<Tool>,
 }
@@ -233,10 +244,20 @@ struct FileSettings {
     session_key_file: Option<PathBuf>,
     max_watches_per_user: Option<usize>,
     max_waits_per_user: Option<usize>,
+    disk_reserve: Option<ByteSize>,
+    disk_check_interval_ms: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
     plaintext: Option<bool>,
+}
+
+/// A size in the config file: a number of bytes, or text as the flag takes it.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ByteSize {
+    Bytes(u64),
+    Text(String),
 }
 
 /// How callers are authenticated.
@@ -286,6 +307,9 @@ pub struct Config {
     pub session_key_file: Option<PathBuf>,
     pub max_watches_per_user: usize,
     pub max_waits_per_user: usize,
+    /// Free bytes below which the node refuses writes (0: never).
+    pub disk_reserve: u64,
+    pub disk_check_interval: Duration,
     /// TLS for clients and peers; `None` serves plain text.
     pub tls: Option<TlsFiles>,
 }
@@ -505,8 +529,22 @@ impl Config {
                     .unwrap_or(vtask_model::DEFAULT_COLLECTOR_IDLE_MILLIS / 1000),
             )?),
         };
+        let disk_reserve = match (flags.disk_reserve, file.disk_reserve) {
+            (Some(text), _) | (None, Some(ByteSize::Text(text))) => {
+                parse_bytes("disk_reserve", &text)?
+            }
+            (None, Some(ByteSize::Bytes(bytes))) => bytes,
+            (None, None) => crate::disk::DEFAULT_RESERVE,
+        };
+        let disk_check_interval = Duration::from_millis(positive(
+            "disk_check_interval_ms",
+            pick!(disk_check_interval_ms)
+                .unwrap_or(crate::disk::DEFAULT_CHECK_INTERVAL.as_millis() as u64),
+        )?);
         Ok(Config {
             auth,
+            disk_reserve,
+            disk_check_interval,
             session_key_file: pick!(session_key_file),
             tls,
             max_watches_per_user: positive(
@@ -565,6 +603,43 @@ fn positive(key: &'static str, value: u64) -> Result<u64, ConfigError> {
         });
     }
     Ok(value)
+}
+
+/// `67108864`, `64MiB`, `64 MiB`, `64M`, `1.5GiB`: a size in bytes, the
+/// units binary (K, M, G, T mean KiB, MiB, GiB, TiB).
+fn parse_bytes(key: &'static str, text: &str) -> Result<u64, ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid {
+        key,
+        message: format!("{text:?} is not a size ({why}); say e.g. 67108864, 64MiB or 1GiB"),
+    };
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        "T" | "TiB" => 40,
+        _ => return Err(invalid("unknown unit")),
+    };
+    if let Ok(whole) = number.parse::<u64>() {
+        return whole
+            .checked_mul(1 << shift)
+            .ok_or_else(|| invalid("too large"));
+    }
+    match number.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 && shift > 0 => {
+            let bytes = value * (1u64 << shift) as f64;
+            if bytes >= u64::MAX as f64 {
+                return Err(invalid("too large"));
+            }
+            Ok(bytes.round() as u64)
+        }
+        _ => Err(invalid("no number")),
+    }
 }
 
 fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
@@ -877,6 +952,45 @@ mod tests {
         assert!(Config::load(flags(&args)).is_err());
         // --insecure implies plain text.
         assert!(Config::load(flags(&[])).unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn the_disk_reserve_is_bytes_or_a_size_with_a_unit() {
+        let config = Config::load(flags(&[])).unwrap();
+        assert_eq!(config.disk_reserve, 64 << 20);
+        assert_eq!(config.disk_check_interval, Duration::from_secs(1));
+        for (text, bytes) in [
+            ("0", 0),
+            ("4096", 4096),
+            ("16MiB", 16 << 20),
+            ("16 MiB", 16 << 20),
+            ("16M", 16 << 20),
+            ("1.5GiB", 3 << 29),
+            ("2T", 2 << 40),
+        ] {
+            let config = Config::load(flags(&["--disk-reserve", text])).unwrap();
+            assert_eq!(config.disk_reserve, bytes, "{text}");
+        }
+        for bad in ["", "MiB", "12 parsecs", "1e3", "1.5", "99999999999T"] {
+            let err = Config::load(flags(&["--disk-reserve", bad])).unwrap_err();
+            assert!(
+                err.to_string().starts_with("setting `disk_reserve`"),
+                "{bad}: {err}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vtaskd.toml");
+        for (line, bytes) in [
+            ("disk_reserve = 1048576", 1 << 20),
+            ("disk_reserve = \"256MiB\"", 256 << 20),
+        ] {
+            std::fs::write(&path, format!("{line}\ndisk_check_interval_ms = 250\n")).unwrap();
+            let config = Config::load(flags(&["--config", path.to_str().unwrap()])).unwrap();
+            assert_eq!(config.disk_reserve, bytes, "{line}");
+            assert_eq!(config.disk_check_interval, Duration::from_millis(250));
+        }
+        let err = Config::load(flags(&["--disk-check-interval-ms", "0"])).unwrap_err();
+        assert!(err.to_string().contains("disk_check_interval_ms"), "{err}");
     }
 
     #[test]

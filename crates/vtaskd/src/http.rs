@@ -127,7 +127,7 @@ async fn serve_connection<S>(
 }
 
 async fn metrics(State(node): State<Node>) -> String {
-    node.metrics.render(&node.gauges())
+    node.metrics.render(&node.gauges(), &node.disk.state())
 }
 
 /// `GET /health` on the node at `addr` (HOST:PORT; an unspecified IP is
@@ -175,17 +175,56 @@ pub fn probe_health(addr: &str, timeout: std::time::Duration) -> Result<String, 
     }
 }
 
-/// 200 when this node knows a leader (it can serve requests), 503 otherwise.
+/// 200 when this node knows a leader (it can serve requests), 503 otherwise
+/// (also once Raft has stopped on an error, just before the node exits).
+///
+/// A node whose disk is low stays 200 and says so in the body: it still
+/// serves every read, and on a follower Raft still replicates to it. As a
+/// readiness probe (Kubernetes, compose) a 503 would take its reads away
+/// too, and when the leader's disk is low it would take every node's reads
+/// away, though none of them could write any better; the refused writes
+/// answer RESOURCE_EXHAUSTED with the node and its free space, and
+/// `vtask_disk_low` on /metrics is what to alert on.
 async fn health(State(node): State<Node>) -> (StatusCode, String) {
-    let leader = node.raft.metrics().borrow().current_leader;
-    match leader {
-        Some(leader) => (StatusCode::OK, format!("ok: leader is node {leader}\n")),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no leader known\n".into()),
+    let (leader, failed) = {
+        let metrics = node.raft.metrics();
+        let metrics = metrics.borrow();
+        (
+            metrics.current_leader,
+            metrics
+                .running_state
+                .as_ref()
+                .err()
+                .map(ToString::to_string),
+        )
+    };
+    let disk = node.disk.state();
+    let disk_note = format!(
+        "; disk{}: {} free, reserve {}{}",
+        if disk.low { " low" } else { "" },
+        crate::disk::human(disk.free),
+        crate::disk::human(disk.reserve),
+        if disk.low { ", writes refused" } else { "" },
+    );
+    match (failed, leader) {
+        (Some(fatal), _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("raft stopped: {fatal}{disk_note}\n"),
+        ),
+        (None, Some(leader)) => (
+            StatusCode::OK,
+            format!("ok: leader is node {leader}{disk_note}\n"),
+        ),
+        (None, None) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no leader known{disk_note}\n"),
+        ),
     }
 }
 
 async fn status(State(node): State<Node>) -> (StatusCode, axum::Json<serde_json::Value>) {
     let gauges = node.gauges();
+    let disk = node.disk.state();
     let leader = node.raft.metrics().borrow().current_leader;
     let read = node.read.clone();
     let digest = tokio::task::spawn_blocking(move || read.digest()).await;
@@ -213,6 +252,11 @@ async fn status(State(node): State<Node>) -> (StatusCode, axum::Json<serde_json:
         "appliedIndex": digest_index,
         "snapshotIndex": gauges.snapshot_index,
         "stateDigest": digest,
+        "disk": {
+            "freeBytes": disk.free,
+            "reserveBytes": disk.reserve,
+            "low": disk.low,
+        },
     });
     (StatusCode::OK, axum::Json(body))
 }

@@ -6,11 +6,15 @@
 //! the web view (`/ui`) on another.
 //! Shutdown (SIGTERM or SIGINT): a leader hands its leadership to a caught-up
 //! voter, then the node stops accepting, lets in-flight calls finish, stops
-//! Raft and exits 0. A node removed from the cluster stops the same way.
+//! Raft and exits 0; a node removed from the cluster stops the same way. If
+//! Raft stops by itself (a write of the store failed: a full disk, an I/O
+//! error), the node stops serving the same way and exits 1, saying why, for
+//! its supervisor to restart it once the cause is gone.
 
 mod api;
 mod auth;
 mod config;
+mod disk;
 mod housekeeping;
 mod http;
 mod limits;
@@ -290,13 +294,14 @@ fn check_config(flags: Flags) -> ExitCode {
         .map(|(id, addr)| format!("{id}={addr}"))
         .collect();
     println!(
-        "vtaskd check-config: ok: node {} of {}, advertised as {}, listening on {} (HTTP {}), data in {}, {}, {}, {}",
+        "vtaskd check-config: ok: node {} of {}, advertised as {}, listening on {} (HTTP {}), data in {} (writes refused below {} free), {}, {}, {}",
         config.node_id,
         members.join(","),
         config.advertise,
         config.listen,
         config.http,
         config.data_dir.display(),
+        disk::human(config.disk_reserve),
         transport,
         users,
         sessions,
@@ -483,21 +488,47 @@ async fn run(
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
     tracing::info!("serving");
+    // Raft stops by itself only when a write of the log, the vote or the
+    // state machine failed (ENOSPC past the disk reserve, an I/O error): it
+    // never acknowledged the entry it could not write, and it serves nothing
+    // more. A node that went on would answer stale reads and fail every
+    // write for good; exiting says so loudly, and a restart (systemd's
+    // Restart=on-failure, Kubernetes) reopens the store, which RocksDB
+    // recovers to its last synced write, once there is room again.
     let mut removed = node.removed.subscribe();
-    tokio::select! {
-        _ = shutdown => node.hand_over_before_stopping().await,
-        _ = removed.wait_for(|removed| *removed) => {}
+    let failed = tokio::select! {
+        () = shutdown => {
+            node.hand_over_before_stopping().await;
+            None
+        }
+        _ = removed.wait_for(|removed| *removed) => None,
+        reason = node.raft_failed() => Some(reason),
+    };
+    if let Some(reason) = &failed {
+        let disk = node.disk.state();
+        tracing::error!(
+            free = disk.free,
+            reserve = disk.reserve,
+            "Raft stopped: {reason}; stopping this node ({} free in {}). Nothing it acknowledged is lost; free space or fix the disk, then start it again",
+            disk::human(disk.free),
+            node.disk.dir().display(),
+        );
     }
     let _ = stop_tx.send(true);
     let grpc_result = grpc.await;
     let http_result = http.await;
-    if let Err(e) = node.raft.shutdown().await {
-        tracing::warn!("stopping Raft: {e}");
+    if failed.is_none() {
+        if let Err(e) = node.raft.shutdown().await {
+            tracing::warn!("stopping Raft: {e}");
+        }
     }
     grpc_result
         .context("gRPC server task")?
         .context("gRPC server")?;
     http_result.context("HTTP server task")??;
+    if let Some(reason) = failed {
+        anyhow::bail!("Raft stopped on an error, so the node stopped: {reason}");
+    }
     tracing::info!("stopped");
     Ok(())
 }

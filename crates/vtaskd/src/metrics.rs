@@ -37,8 +37,8 @@ impl Metrics {
         self.expired.fetch_add(count, Ordering::Relaxed);
     }
 
-    /// Renders every metric, plus the Raft gauges passed in.
-    pub fn render(&self, raft: &RaftGauges) -> String {
+    /// Renders every metric, plus the Raft and disk gauges passed in.
+    pub fn render(&self, raft: &RaftGauges, disk: &crate::disk::DiskState) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -66,6 +66,22 @@ impl Metrics {
             "vtask_raft_snapshot_index",
             "Index covered by the last snapshot.",
             raft.snapshot_index,
+        );
+        // u64::MAX: not measured yet (statvfs has failed since the start).
+        gauge(
+            "vtask_disk_free_bytes",
+            "Bytes free for vtaskd on the data directory's file system, at the last check.",
+            disk.free,
+        );
+        gauge(
+            "vtask_disk_reserve_bytes",
+            "Free bytes below which this node refuses writes (--disk-reserve).",
+            disk.reserve,
+        );
+        gauge(
+            "vtask_disk_low",
+            "1 while the free space is below the reserve and this node refuses writes.",
+            u64::from(disk.low),
         );
         let _ = writeln!(out, "# HELP vtask_proposer_batches_total Raft entries proposed by the group-commit proposer.\n# TYPE vtask_proposer_batches_total counter\nvtask_proposer_batches_total {}", self.batches.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP vtask_proposer_requests_total Requests carried in those entries.\n# TYPE vtask_proposer_requests_total counter\nvtask_proposer_requests_total {}", self.batched_requests.load(Ordering::Relaxed));

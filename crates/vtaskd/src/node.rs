@@ -20,6 +20,7 @@ use vtask_raft::Network;
 use vtask_store::{ClientRef, NodeId, ReadView, Request};
 
 use crate::config::Config;
+use crate::disk::Disk;
 use crate::membership::{MembershipChange, MembershipDone, MembershipError};
 use crate::metrics::{Metrics, RaftGauges};
 use crate::proposer::{ProposeError, Proposer};
@@ -65,6 +66,10 @@ pub enum ForwardedReply {
 pub enum NodeError {
     #[error("{0}")]
     Unavailable(String),
+    /// This node's disk, or the leader's, is below its reserve
+    /// ([`crate::disk`]): the write was not proposed.
+    #[error("{0}")]
+    Exhausted(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -80,6 +85,8 @@ pub struct Node {
     pub members: Arc<BTreeMap<NodeId, String>>,
     pub metrics: Arc<Metrics>,
     pub settings: crate::config::TaskSettings,
+    /// The free space of the data directory against the reserve.
+    pub disk: Arc<Disk>,
     /// The cluster this node belongs to (`raft_meta/cluster_id`): sent with
     /// every Raft call and compared on every one received.
     pub cluster_id: vtask_raft::SharedClusterId,
@@ -103,8 +110,16 @@ impl Node {
     /// cluster that was never initialized, initializes it (exactly once:
     /// no other node ever does).
     pub async fn start(config: &Config) -> anyhow::Result<Node> {
-        let (log, sm) = vtask_store::open(&config.data_dir)
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let (log, sm) = vtask_store::open(&config.data_dir).with_context(|| {
+            let free = crate::disk::free_bytes(&config.data_dir)
+                .map_or_else(|e| format!("unknown ({e})"), crate::disk::human);
+            format!(
+                "opening the store in {} ({free} free there)",
+                config.data_dir.display()
+            )
+        })?;
+        let disk = Disk::new(config.node_id, &config.data_dir, config.disk_reserve);
+        disk.start(config.disk_check_interval);
         let read = sm.read_view();
         let cluster_id: vtask_raft::SharedClusterId = Arc::new(std::sync::RwLock::new(
             read.cluster_id().context("reading the cluster id")?,
@@ -162,6 +177,7 @@ impl Node {
             members: Arc::new(config.initial_cluster.clone()),
             metrics,
             settings: config.tasks,
+            disk,
             cluster_id,
             adopting: Arc::default(),
             membership_lock: Arc::default(),
@@ -442,6 +458,7 @@ impl Node {
                 Err(ProposeError::Unavailable(message)) => {
                     return Err(NodeError::Unavailable(message))
                 }
+                Err(ProposeError::DiskLow(message)) => return Err(NodeError::Exhausted(message)),
                 Err(ProposeError::NotLeader {
                     leader: Some((leader, addr)),
                 }) if leader != self.id => {
@@ -459,6 +476,9 @@ impl Node {
                         }
                         Err(ForwardError::Refused(ProposeError::Unavailable(message))) => {
                             return Err(NodeError::Unavailable(message))
+                        }
+                        Err(ForwardError::Refused(ProposeError::DiskLow(message))) => {
+                            return Err(NodeError::Exhausted(message))
                         }
                         Err(error) => format!("forwarding to the leader at {addr}: {error}"),
                     }
@@ -526,7 +546,9 @@ impl Node {
                 Err(error) => Err(format!("asking the leader at {addr}: {error}")),
             },
             Err(ProposeError::NotLeader { .. }) => Err("no leader is known".into()),
-            Err(ProposeError::Unavailable(message)) => Err(message),
+            Err(ProposeError::Unavailable(message) | ProposeError::DiskLow(message)) => {
+                Err(message)
+            }
         }
     }
 
@@ -538,11 +560,16 @@ impl Node {
         self.reads.read_index().await
     }
 
-    /// Handles a [`Forwarded`] call on the leader.
+    /// Handles a [`Forwarded`] call on the leader. A leader whose disk is
+    /// low refuses a forwarded write as it refuses its own clients' (the
+    /// follower checked its own disk before it forwarded).
     pub async fn serve_forwarded(&self, call: Forwarded) -> Result<ForwardedReply, ProposeError> {
         match call {
             Forwarded::Propose(request) => {
                 self.wait_hand_over().await;
+                if let Err(low) = self.disk.admit_write() {
+                    return Err(ProposeError::DiskLow(low.to_string()));
+                }
                 self.proposer
                     .propose(request)
                     .await
@@ -601,6 +628,22 @@ impl Node {
         let result: Result<ForwardedReply, ProposeError> = decode(&reply.into_inner().reply)
             .map_err(|status| ForwardError::Transport(status.message().to_string()))?;
         result.map_err(ForwardError::Refused)
+    }
+
+    /// Resolves when Raft has stopped by itself (a storage error, a panic
+    /// in its core), with the reason; never while it runs. openraft stops
+    /// on any failed write of the log, the vote or the state machine (a
+    /// full disk, say), having acknowledged nothing that was not written.
+    pub async fn raft_failed(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the Raft core ended".into();
+            }
+        }
     }
 
     /// The Raft gauges for `/metrics` and `Cluster.Status`.

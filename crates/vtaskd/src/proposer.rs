@@ -28,6 +28,10 @@ pub enum ProposeError {
     /// same client id and sequence number is safe).
     #[error("{0}")]
     Unavailable(String),
+    /// The leader's disk is below its reserve: it proposed nothing
+    /// (RESOURCE_EXHAUSTED for the client; see `disk.rs`).
+    #[error("{0}")]
+    DiskLow(String),
 }
 
 /// From proposing an entry to its outcome: replication, commit and apply.

@@ -46,7 +46,9 @@ pub enum ServiceError {
     Fault(MethodFault),
     /// No leader, or this node is stopping: the caller may retry elsewhere.
     Unavailable(String),
-    /// The caller holds as many long calls on this node as it may.
+    /// A resource ran out (RESOURCE_EXHAUSTED): the caller holds as many
+    /// long calls on this node as it may, or the disk of this node or of
+    /// the leader is below its reserve, so the write was not proposed.
     Exhausted(String),
     /// The node failed (a store read, a reply of the wrong kind).
     Internal(String),
@@ -79,6 +81,7 @@ impl From<NodeError> for ServiceError {
     fn from(error: NodeError) -> ServiceError {
         match error {
             NodeError::Unavailable(message) => ServiceError::Unavailable(message),
+            NodeError::Exhausted(message) => ServiceError::Exhausted(message),
             NodeError::Internal(message) => ServiceError::Internal(message),
         }
     }
@@ -88,6 +91,12 @@ impl From<vtask_store::StoreError> for ServiceError {
     fn from(error: vtask_store::StoreError) -> ServiceError {
         tracing::error!(%error, "store read failed");
         ServiceError::Internal(format!("reading the store: {error}"))
+    }
+}
+
+impl From<crate::disk::DiskLow> for ServiceError {
+    fn from(low: crate::disk::DiskLow) -> ServiceError {
+        ServiceError::Exhausted(low.to_string())
     }
 }
 
@@ -364,7 +373,15 @@ impl TaskService {
     }
 
     /// Submits one mutation end to end: bounds, the early refusal of
-    /// unauthorized callers, submission through the leader, metrics.
+    /// unauthorized callers, the disk reserve, submission through the
+    /// leader, metrics.
+    ///
+    /// Every call that becomes a log entry comes through here, from every
+    /// door, so this is where a node whose disk is low refuses it (a
+    /// collector call too: it moves a replicated cursor). The refusal comes
+    /// after the caller's own faults, which a retry would not cure; the
+    /// leader checks its disk again for a write forwarded to it
+    /// (`Node::serve_forwarded`).
     pub async fn submit(
         &self,
         method: &'static str,
@@ -377,6 +394,10 @@ impl TaskService {
             self.node.metrics.request(method, "refused");
             return Err(refusal);
         }
+        if let Err(low) = self.node.disk.admit_write() {
+            self.node.metrics.request(method, "disk_low");
+            return Err(low.into());
+        }
         let request = LogRequest {
             client,
             caller,
@@ -387,6 +408,7 @@ impl TaskService {
             Ok((Ok(_), _)) => "ok".to_string(),
             Ok((Err(fault), _)) => fault.kind.type_name().to_string(),
             Err(NodeError::Unavailable(_)) => "unavailable".into(),
+            Err(NodeError::Exhausted(_)) => "disk_low".into(),
             Err(NodeError::Internal(_)) => "internal".into(),
         };
         self.node.metrics.request(method, &outcome_label);
