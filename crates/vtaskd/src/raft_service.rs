@@ -79,23 +79,29 @@ impl RaftService for RaftServer {
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardReply>, Status> {
-        let joining = request
+        // A new node (`--join`) knows no cluster id yet: asking to be added
+        // is the one call it may make without one. Any other call is
+        // refused before it is read, as on the other methods.
+        let has_id = request
             .metadata()
             .get(vtask_raft::CLUSTER_ID_HEADER)
-            .is_none();
+            .is_some();
+        if has_id {
+            self.admit(&request).await?;
+        }
         let (metadata, extensions, body) = request.into_parts();
-        let call: Forwarded = decode(&body.proposal)?;
-        // A new node (`--join`) knows no cluster id yet: asking to be added
-        // is the one call it may make without one.
-        let asks_to_join = joining
-            && matches!(
-                call,
-                Forwarded::Membership(crate::membership::MembershipChange::Add { .. })
-            );
-        if !asks_to_join {
+        let call: Result<Forwarded, Status> = decode(&body.proposal);
+        let asks_to_join = matches!(
+            call,
+            Ok(Forwarded::Membership(
+                crate::membership::MembershipChange::Add { .. }
+            ))
+        );
+        if !has_id && !asks_to_join {
             self.admit(&Request::from_parts(metadata, extensions, ()))
                 .await?;
         }
+        let call = call?;
         let result = self.node.serve_forwarded(call).await;
         Ok(Response::new(ForwardReply {
             reply: encode(&result),
