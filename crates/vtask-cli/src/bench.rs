@@ -154,6 +154,15 @@ struct Shared {
     latencies: Mutex<Histogram<u64>>,
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// The last answer in the window and the longest pause between two:
+    /// what a failover or a leader transfer during the run costs.
+    answers: Mutex<Pauses>,
+}
+
+#[derive(Default)]
+struct Pauses {
+    last: Option<Instant>,
+    longest: Duration,
 }
 
 impl Recorder {
@@ -165,6 +174,7 @@ impl Recorder {
                 latencies: Mutex::new(histogram),
                 errors: AtomicU64::new(0),
                 first_error: Mutex::new(None),
+                answers: Mutex::new(Pauses::default()),
             }),
             start,
             end,
@@ -189,6 +199,10 @@ impl Recorder {
                 if counted {
                     let micros = (done - sent).as_micros().min(u128::from(MAX_MICROS)) as u64;
                     lock(&self.shared.latencies).saturating_record(micros.max(1));
+                    let mut answers = lock(&self.shared.answers);
+                    let since = answers.last.unwrap_or(self.start);
+                    answers.longest = answers.longest.max(done.saturating_duration_since(since));
+                    answers.last = Some(answers.last.map_or(done, |last| last.max(done)));
                 }
                 Some(value)
             }
@@ -238,6 +252,8 @@ struct Report {
     errors: u64,
     first_error: Option<String>,
     latencies: Histogram<u64>,
+    /// The longest pause between two answered calls (or the window's edges).
+    longest_pause: Duration,
     server_pids: Vec<u32>,
     missing_pids: Vec<u32>,
     server_cpu: Duration,
@@ -274,6 +290,7 @@ impl Report {
             "p999Ms": self.quantile_ms(0.999),
             "maxMs": self.latencies.max() as f64 / 1000.0,
             "meanMs": self.latencies.mean() / 1000.0,
+            "longestPauseMs": self.longest_pause.as_secs_f64() * 1000.0,
             "serverPids": self.server_pids,
             "missingServerPids": self.missing_pids,
             "serverCpuSecs": self.server_cpu.as_secs_f64(),
@@ -352,6 +369,12 @@ pub async fn run(conn: &Conn, format: Format, args: BenchArgs) -> Result<(), Fai
                     println!("{}", report.table_row());
                     if let Some(error) = &report.first_error {
                         eprintln!("  {} errors, the first: {error}", report.errors);
+                    }
+                    if report.longest_pause >= Duration::from_millis(500) {
+                        eprintln!(
+                            "  longest pause between two answers: {} ms",
+                            report.longest_pause.as_millis()
+                        );
                     }
                     if !report.missing_pids.is_empty() {
                         eprintln!(
@@ -450,6 +473,13 @@ async fn run_one(
 
     let latencies = lock(&recorder.shared.latencies).clone();
     let first_error = lock(&recorder.shared.first_error).clone();
+    let longest_pause = {
+        let answers = lock(&recorder.shared.answers);
+        let end = recorder.end;
+        answers
+            .longest
+            .max(end.saturating_duration_since(answers.last.unwrap_or(recorder.start)))
+    };
     Ok(Report {
         target: args.target,
         workload,
@@ -460,6 +490,7 @@ async fn run_one(
         errors: recorder.shared.errors.load(Ordering::Relaxed),
         first_error,
         latencies,
+        longest_pause,
         server_pids: pids.to_vec(),
         missing_pids,
         server_cpu,
