@@ -64,6 +64,9 @@ pub enum Workload {
     /// Per task: CreateTask, running, 10 UpdateProgress, success; each call
     /// is one operation (vtask only).
     Lifecycle,
+    /// CreateTask back to back: queued tasks pile up, e.g. to fill a
+    /// cluster before timing a snapshot (vtask only).
+    Create,
     /// Linearizable GetTask of the client's task (etcd: linearizable Range).
     Get,
     /// GetTask from the answering node's state (etcd: serializable Range).
@@ -78,6 +81,7 @@ impl Workload {
         match self {
             Workload::Progress => "progress",
             Workload::Lifecycle => "lifecycle",
+            Workload::Create => "create",
             Workload::Get => "get",
             Workload::GetStale => "get-stale",
             Workload::Mixed => "mixed",
@@ -328,11 +332,16 @@ pub async fn run(conn: &Conn, format: Format, args: BenchArgs) -> Result<(), Fai
     if args.duration.is_zero() {
         return Err(BenchError::Usage("--duration must be more than 0".into()).into());
     }
-    if args.target == Target::Etcd && args.workloads.contains(&Workload::Lifecycle) {
-        return Err(BenchError::Usage(
-            "the lifecycle workload has no etcd equivalent; use progress, get, get-stale or mixed"
-                .into(),
-        )
+    if let Some(only_vtask) = args
+        .workloads
+        .iter()
+        .find(|w| matches!(w, Workload::Lifecycle | Workload::Create))
+        .filter(|_| args.target == Target::Etcd)
+    {
+        return Err(BenchError::Usage(format!(
+            "the {} workload has no etcd equivalent; use progress, get, get-stale or mixed",
+            only_vtask.name()
+        ))
         .into());
     }
     let pids = if args.server_pids.is_empty() {

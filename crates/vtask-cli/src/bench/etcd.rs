@@ -56,7 +56,7 @@ impl Client {
                     }
                 }
                 // Refused before any client starts (see `Workload::on_etcd`).
-                Workload::Lifecycle => return,
+                Workload::Lifecycle | Workload::Create => return,
             }
         }
     }

@@ -39,7 +39,7 @@ impl Client {
             task: String::new(),
             offset,
         };
-        if workload != Workload::Lifecycle {
+        if !matches!(workload, Workload::Lifecycle | Workload::Create) {
             client.task = client.create().await?;
             client.start(client.task.clone()).await?;
         }
@@ -68,6 +68,9 @@ impl Client {
                     _ => self.progress_once(&recorder, n).await,
                 },
                 Workload::Lifecycle => self.lifecycle_once(&recorder).await,
+                Workload::Create => {
+                    recorder.time(self.create()).await;
+                }
             }
         }
     }
