@@ -43,6 +43,9 @@ const HAND_OVER_WAIT: Duration = Duration::from_secs(6);
 /// hold, but the remaining entries take one AppendEntries call.
 const CAUGHT_UP_LAG: u64 = 64;
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a membership without this node must last before the node takes
+/// itself for removed (see [`Node::watch_removal`]).
+const REMOVED_GRACE: Duration = Duration::from_secs(10);
 
 /// One change to the membership.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -631,29 +634,40 @@ impl Node {
         });
     }
 
-    /// Watches the membership for this node's removal (when the entry that
-    /// removes it reaches it).
+    /// Watches the membership for this node's removal: a membership without
+    /// this node, unchanged for [`REMOVED_GRACE`]. A node catching up passes
+    /// through such memberships (a node removed and added again replays its
+    /// removal; a snapshot may predate its addition) but moves on at once,
+    /// while a removed node hears nothing more.
     pub(crate) fn watch_removal(&self) {
         let node = self.clone();
         tokio::spawn(async move {
             let mut metrics = node.raft.metrics();
-            // A new node (--join) may first see a membership without itself (a
-            // snapshot from before it was added); any other was a member.
-            let mut was_member = node.join.is_empty();
+            let mut absent_since: Option<Instant> = None;
             loop {
-                let gone = {
+                let absent = {
                     let m = metrics.borrow_and_update();
                     let membership = m.membership_config.membership();
-                    let member = membership.get_node(&node.id).is_some();
-                    let gone = was_member && !member && membership.nodes().next().is_some();
-                    was_member |= member;
-                    gone
+                    membership.nodes().next().is_some() && membership.get_node(&node.id).is_none()
                 };
-                if gone {
-                    node.removed("a membership without it was committed");
-                    return;
-                }
-                if metrics.changed().await.is_err() {
+                absent_since = match (absent, absent_since) {
+                    (false, _) => None,
+                    (true, since) => Some(since.unwrap_or_else(Instant::now)),
+                };
+                let changed = match absent_since {
+                    Some(since) => {
+                        let until = since + REMOVED_GRACE;
+                        match tokio::time::timeout_at(until, metrics.changed()).await {
+                            Ok(changed) => changed,
+                            Err(_) => {
+                                node.removed("its membership has not held it for 10 s");
+                                return;
+                            }
+                        }
+                    }
+                    None => metrics.changed().await,
+                };
+                if changed.is_err() {
                     return;
                 }
             }
