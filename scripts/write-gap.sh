@@ -18,8 +18,14 @@ target="${CARGO_TARGET_DIR:-target}"
 vtask="$target/debug/vtask"
 case "$fault" in transfer | kill) ;; *) echo "unknown fault $fault" >&2; exit 2 ;; esac
 export VTASK_DEV_INSECURE=1 VTASK_USER=admin
+# Fresh clusters of its own, not `just dev`'s .dev.
+export VTASK_DEV_DIR
+VTASK_DEV_DIR=$(mktemp -d /tmp/vtask-write-gap.XXXXXX)
+trap 'scripts/dev.sh down >/dev/null; rm -rf "$VTASK_DEV_DIR"' EXIT
 gaps=()
 for run in $(seq "$runs"); do
+    scripts/dev.sh down >/dev/null
+    rm -rf "${VTASK_DEV_DIR:?}"/node-*
     scripts/dev.sh up >/dev/null
     all=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
     leader=$("$vtask" --endpoints "$all" cluster status -o json | python3 -c '
@@ -36,14 +42,13 @@ for line in sys.stdin:
     sleep 6
     case "$fault" in
         transfer) "$vtask" --endpoints "$all" leader transfer >/dev/null ;;
-        kill) kill -KILL "$(cat .dev/node-"$leader".pid)" ;;
+        kill) kill -KILL "$(cat "$VTASK_DEV_DIR/node-$leader.pid")" ;;
     esac
     wait "$bench" || echo "run $run: bench exited $? (errors during the run)" >&2
     gap=$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); print(round(r["longestPauseMs"]), r["errors"], round(r["opsPerSec"]))' "$out")
     echo "run $run: leader n$leader, $fault: longest write pause ${gap% * *} ms (errors, ops/s: ${gap#* })"
     gaps+=("${gap%% *}")
     rm -f "$out"
-    scripts/dev.sh down >/dev/null
 done
 median=$(printf '%s\n' "${gaps[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "$fault, C=$clients, $runs runs: median longest write pause $median ms (${gaps[*]})"
