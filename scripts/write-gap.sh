@@ -37,7 +37,7 @@ for line in sys.stdin:
     followers=$(for id in 1 2 3; do [ "$id" = "$leader" ] || printf '127.0.0.1:700%s,' "$id"; done)
     out=$(mktemp)
     "$vtask" --endpoints "${followers%,}" bench progress --clients "$clients" \
-        --duration 10s --warmup 2s -o json >"$out" 2>/dev/null &
+        --duration 10s --warmup 2s -o json >"$out" 2>"$out.err" &
     bench=$!
     sleep 6
     case "$fault" in
@@ -48,7 +48,10 @@ for line in sys.stdin:
     gap=$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); print(round(r["longestPauseMs"]), r["errors"], round(r["opsPerSec"]))' "$out")
     echo "run $run: leader n$leader, $fault: longest write pause ${gap% * *} ms (errors, ops/s: ${gap#* })"
     gaps+=("${gap%% *}")
-    rm -f "$out"
+    if [ "${gap#* }" != "0 ${gap##* }" ]; then
+        python3 -c 'import json,sys; print("  first error:", json.loads(open(sys.argv[1]).readline())["firstError"])' "$out" >&2
+    fi
+    rm -f "$out" "$out.err"
 done
 median=$(printf '%s\n' "${gaps[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "$fault, C=$clients, $runs runs: median longest write pause $median ms (${gaps[*]})"
