@@ -298,13 +298,19 @@ def post(cluster, node, body, cookie="", action="urn:vim25/8.0.3.0", scheme="htt
 
 
 def applied(cluster):
+    """Every node's last log index, once they agree (a follower may still be
+    receiving what earlier tests wrote)."""
     import json
 
-    out = []
-    for node in cluster.nodes:
-        with urllib.request.urlopen(f"http://{node.http}/status", timeout=5) as r:
-            out.append(json.load(r)["lastLogIndex"])
-    return out
+    deadline = time.monotonic() + 10
+    while True:
+        out = []
+        for node in cluster.nodes:
+            with urllib.request.urlopen(f"http://{node.http}/status", timeout=5) as r:
+                out.append(json.load(r)["lastLogIndex"])
+        if len(set(out)) == 1 or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
 
 
 def test_bad_requests_get_faults_and_change_nothing(cluster, si):

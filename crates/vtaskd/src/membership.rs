@@ -485,8 +485,13 @@ impl Node {
         voters: usize,
     ) -> Result<NodeId, MembershipError> {
         let deadline = Instant::now() + TRANSFER_TIMEOUT;
-        // Proposals already in the proposer still reach the log; the target
-        // must hold all of it, or it could not win the votes.
+        // Proposals already in the proposer still reach the log: let them
+        // (new ones wait), then the target must hold all of it, or the old
+        // leader would refuse it its vote.
+        let drained = Instant::now() + Duration::from_secs(2);
+        while self.proposer.outstanding() > 0 && Instant::now() < drained {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let last = self
             .raft
             .metrics()

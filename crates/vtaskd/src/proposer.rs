@@ -6,7 +6,7 @@
 //! free slot takes up to `batch_max` of them as one entry. Under load the
 //! batches grow by themselves; when idle nobody waits for a timer.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +50,8 @@ struct Pending {
 pub struct Proposer {
     queue: mpsc::Sender<Pending>,
     timeout: Duration,
+    /// Proposals made and not yet answered (queued or in flight).
+    outstanding: Arc<AtomicUsize>,
 }
 
 impl Proposer {
@@ -63,12 +65,24 @@ impl Proposer {
     ) -> Proposer {
         let (queue, rx) = mpsc::channel(batch_max * batch_inflight * 4);
         tokio::spawn(run(raft, rx, batch_max, batch_inflight, metrics));
-        Proposer { queue, timeout }
+        Proposer {
+            queue,
+            timeout,
+            outstanding: Arc::default(),
+        }
+    }
+
+    /// How many proposals await their outcome; a leader transfer waits for
+    /// none, so that the log stops growing before the target catches up.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::SeqCst)
     }
 
     /// Proposes one request and waits for its outcome, for at most the
     /// proposal timeout.
     pub async fn propose(&self, request: Request) -> Result<Outcome, ProposeError> {
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        let _answered = Answered(&self.outstanding);
         let (reply, rx) = oneshot::channel();
         self.queue
             .send(Pending { request, reply })
@@ -82,6 +96,15 @@ impl Proposer {
                 self.timeout.as_millis()
             ))),
         }
+    }
+}
+
+/// Counts a proposal as answered when its caller stops waiting, however.
+struct Answered<'a>(&'a AtomicUsize);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
