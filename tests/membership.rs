@@ -85,6 +85,7 @@ struct Load {
     acknowledged: Arc<Mutex<Vec<(Instant, String)>>>,
     failures: Arc<Mutex<Vec<String>>>,
     writers: Vec<tokio::task::JoinHandle<()>>,
+    clients: usize,
 }
 
 impl Load {
@@ -122,6 +123,7 @@ impl Load {
             acknowledged,
             failures,
             writers,
+            clients,
         }
     }
 
@@ -139,52 +141,57 @@ impl Load {
 
     /// The longest pause between two acknowledgements from `since` to now.
     fn gap_since(&self, since: Instant) -> Duration {
-        let now = Instant::now();
-        let mut times: Vec<Instant> = self
+        let times: Vec<Instant> = self
             .acknowledged
             .lock()
             .unwrap()
             .iter()
             .map(|(at, _)| *at)
-            .filter(|at| *at >= since)
             .collect();
-        times.sort();
-        let mut gap = Duration::ZERO;
-        let mut previous = since;
-        for at in times.into_iter().chain([now]) {
-            gap = gap.max(at - previous);
-            previous = at;
-        }
-        gap
+        longest_pause(times, since, Instant::now())
     }
 
-    /// Stops the writers; the acknowledged keys, the failures and the
-    /// longest pause between two acknowledgements in `window`.
-    async fn finish(self, window: (Instant, Instant)) -> (Vec<String>, Vec<String>, Duration) {
+    /// Stops the writers and checks what they saw since `began`: no call
+    /// failed, the nodes converge, and every acknowledged task is on node
+    /// `reader`. Prints the figures under `what`.
+    async fn check(self, cluster: &Cluster, what: &str, began: Instant, reader: u64) {
+        let ended = Instant::now();
         self.stop.store(true, Ordering::Relaxed);
         for writer in self.writers {
             writer.await.unwrap();
         }
-        let mut acknowledged = std::mem::take(&mut *self.acknowledged.lock().unwrap());
-        acknowledged.sort_by_key(|(at, _)| *at);
-        let times: Vec<Instant> = acknowledged
-            .iter()
-            .map(|(at, _)| *at)
-            .filter(|at| *at >= window.0 && *at <= window.1)
-            .collect();
-        let mut gap = Duration::ZERO;
-        let mut previous = window.0;
-        for at in times.iter().copied().chain([window.1]) {
-            gap = gap.max(at - previous);
-            previous = at;
-        }
+        let acknowledged = std::mem::take(&mut *self.acknowledged.lock().unwrap());
+        let gap = longest_pause(
+            acknowledged.iter().map(|(at, _)| *at).collect(),
+            began,
+            ended,
+        );
+        let keys: Vec<String> = acknowledged.into_iter().map(|(_, key)| key).collect();
         let failures = std::mem::take(&mut *self.failures.lock().unwrap());
-        (
-            acknowledged.into_iter().map(|(_, key)| key).collect(),
-            failures,
-            gap,
-        )
+        eprintln!(
+            "{what} under load (C={}): {} writes acknowledged, {} failed, longest write gap {} ms",
+            self.clients,
+            keys.len(),
+            failures.len(),
+            gap.as_millis()
+        );
+        assert!(failures.is_empty(), "failed calls: {failures:?}");
+        cluster.converged(Duration::from_secs(30)).await.unwrap();
+        all_present(cluster, reader, &keys).await;
     }
+}
+
+/// The longest pause between two of `times` (or an edge) within `from..to`.
+fn longest_pause(mut times: Vec<Instant>, from: Instant, to: Instant) -> Duration {
+    times.retain(|at| *at >= from && *at <= to);
+    times.sort();
+    let mut longest = Duration::ZERO;
+    let mut previous = from;
+    for at in times.into_iter().chain([to]) {
+        longest = longest.max(at - previous);
+        previous = at;
+    }
+    longest
 }
 
 /// Every acknowledged task is there, read linearizably from node `id`.
@@ -483,16 +490,7 @@ async fn leader_transfer_and_sigterm_on_the_leader_hand_over_without_a_failed_ca
         "restarting the old leader: longest write gap {} ms",
         load.gap_since(started).as_millis()
     );
-    let (keys, failures, gap) = load.finish((began, Instant::now())).await;
-    eprintln!(
-        "3 transfers under load (C=16): {} writes acknowledged, {} failed, longest write gap {} ms",
-        keys.len(),
-        failures.len(),
-        gap.as_millis()
-    );
-    assert!(failures.is_empty(), "failed calls: {failures:?}");
-    cluster.converged(Duration::from_secs(30)).await.unwrap();
-    all_present(&cluster, 1, &keys).await;
+    load.check(&cluster, "3 transfers", began, 1).await;
 
     // Transferring to a node that is no voter is refused, and says why.
     let nobody = vtask(&endpoints, &["leader", "transfer", "9"]).await;
@@ -513,20 +511,12 @@ async fn removing_the_leader_hands_over_first() {
     let exit = cluster.wait_exit(leader, Duration::from_secs(15)).await;
     assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
     load.wait_for(100).await;
-    let (keys, failures, gap) = load.finish((began, Instant::now())).await;
-    eprintln!(
-        "removing the leader under load: {} writes, {} failed, longest gap {} ms",
-        keys.len(),
-        failures.len(),
-        gap.as_millis()
-    );
-    assert!(failures.is_empty(), "failed calls: {failures:?}");
     let survivor = cluster.running()[0];
+    load.check(&cluster, "removing the leader", began, survivor)
+        .await;
     let (voters, _) = membership(&cluster, survivor).await;
     assert_eq!(voters.len(), 2);
     assert!(!voters.contains(&leader));
-    cluster.converged(Duration::from_secs(20)).await.unwrap();
-    all_present(&cluster, survivor, &keys).await;
 }
 
 /// Restarts every node in turn (SIGTERM, start again, wait until it has
@@ -574,16 +564,13 @@ async fn rolling_restart(nodes: u64) {
         .await;
         load.wait_for(50).await;
     }
-    let (keys, failures, gap) = load.finish((began, Instant::now())).await;
-    eprintln!(
-        "rolling restart of {nodes} nodes under load (C=16): {} writes acknowledged, {} failed, longest write gap {} ms",
-        keys.len(),
-        failures.len(),
-        gap.as_millis()
-    );
-    assert!(failures.is_empty(), "failed calls: {failures:?}");
-    cluster.converged(Duration::from_secs(30)).await.unwrap();
-    all_present(&cluster, 1, &keys).await;
+    load.check(
+        &cluster,
+        &format!("rolling restart of {nodes} nodes"),
+        began,
+        1,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

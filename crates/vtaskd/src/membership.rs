@@ -381,13 +381,7 @@ impl Node {
                     return Err("this node stopped being the leader".into());
                 }
                 let last = m.last_log_index.unwrap_or_default();
-                let matched = m
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(&id).cloned())
-                    .flatten()
-                    .map(|l| l.index);
-                match matched {
+                match matched(&m, id) {
                     Some(matched) if matched >= at_least => last.saturating_sub(matched),
                     Some(matched) => last.saturating_sub(matched).max(lag + 1),
                     None => u64::MAX,
@@ -426,14 +420,6 @@ impl Node {
             return Err(MembershipError::NotLeader);
         }
         let voters: BTreeSet<NodeId> = metrics.membership_config.membership().voter_ids().collect();
-        let matched = |id: NodeId| {
-            metrics
-                .replication
-                .as_ref()
-                .and_then(|r| r.get(&id).cloned())
-                .flatten()
-                .map_or(0, |l| l.index)
-        };
         let target = match to {
             Some(id) if id == self.id => return Ok(self.id),
             Some(id) if voters.contains(&id) => id,
@@ -446,7 +432,7 @@ impl Node {
                 .iter()
                 .copied()
                 .filter(|id| *id != self.id)
-                .max_by_key(|id| matched(*id))
+                .max_by_key(|id| matched(&metrics, *id).unwrap_or(0))
                 .ok_or_else(|| {
                     MembershipError::Invalid(
                         "this node is the only voter; no one can take over".into(),
@@ -678,6 +664,16 @@ impl Node {
             }
         });
     }
+}
+
+/// The leader's replication position of `id`, if it replicates to it and
+/// `id` has answered.
+fn matched(metrics: &openraft::RaftMetrics<NodeId, BasicNode>, id: NodeId) -> Option<u64> {
+    metrics
+        .replication
+        .as_ref()?
+        .get(&id)?
+        .map(|log_id| log_id.index)
 }
 
 fn in_progress() -> MembershipError {
