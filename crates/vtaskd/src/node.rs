@@ -452,8 +452,7 @@ impl Node {
         }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
-            self.wait_hand_over().await;
-            let failure = match self.proposer.propose(request.clone()).await {
+            let failure = match self.propose_here(request.clone()).await {
                 Ok(outcome) => return Ok((outcome, self.address(self.id).unwrap_or_default())),
                 Err(ProposeError::Unavailable(message)) => {
                     return Err(NodeError::Unavailable(message))
@@ -560,21 +559,25 @@ impl Node {
         self.reads.read_index().await
     }
 
-    /// Handles a [`Forwarded`] call on the leader. A leader whose disk is
-    /// low refuses a forwarded write as it refuses its own clients' (the
-    /// follower checked its own disk before it forwarded).
+    /// Proposes `request` through this node's proposer, for its own client
+    /// or for a follower's: the one door to the log, where a leader transfer
+    /// holds new proposals back and a disk below its reserve refuses them
+    /// (a follower checked its own disk before it forwarded).
+    async fn propose_here(&self, request: Request) -> Result<Outcome, ProposeError> {
+        self.wait_hand_over().await;
+        if let Err(low) = self.disk.admit_write() {
+            return Err(ProposeError::DiskLow(low.to_string()));
+        }
+        self.proposer.propose(request).await
+    }
+
+    /// Handles a [`Forwarded`] call on the leader.
     pub async fn serve_forwarded(&self, call: Forwarded) -> Result<ForwardedReply, ProposeError> {
         match call {
-            Forwarded::Propose(request) => {
-                self.wait_hand_over().await;
-                if let Err(low) = self.disk.admit_write() {
-                    return Err(ProposeError::DiskLow(low.to_string()));
-                }
-                self.proposer
-                    .propose(request)
-                    .await
-                    .map(ForwardedReply::Outcome)
-            }
+            Forwarded::Propose(request) => self
+                .propose_here(request)
+                .await
+                .map(ForwardedReply::Outcome),
             Forwarded::ReadIndex => self.local_read_index().await.map(ForwardedReply::ReadIndex),
             Forwarded::Membership(change) => Ok(ForwardedReply::Membership(
                 self.change_membership(change).await,
