@@ -88,15 +88,15 @@ fmt:
     cargo fmt --all
 
 # Benchmark a fresh local 3-node vtask cluster: progress and get at 1, 16, 64, 256 clients (BENCH_* env, see the script).
-bench *args: build
+bench *args: release
     scripts/bench.sh {{args}}
 
 # The same benchmark against a 3-member etcd 3.4 on loopback (installs etcd-server/etcd-client from apt if missing).
-bench-etcd *args: build
+bench-etcd *args: release
     scripts/bench-etcd.sh {{args}}
 
 # Both, one after the other on this machine: the vtask vs etcd table of issue #6.
-bench-compare *args: build
+bench-compare *args: release
     scripts/bench.sh {{args}}
     scripts/bench-etcd.sh {{args}}
 

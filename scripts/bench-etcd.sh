@@ -15,7 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-vtask="$target/debug/vtask"
+# The load generator is the release build (scripts/release.sh), as on
+# vtask's side (scripts/bench.sh).
+vtask="$target/release/vtask"
 workloads="${BENCH_WORKLOADS:-progress,get}"
 clients="${BENCH_CLIENTS:-1,16,64,256}"
 duration="${BENCH_DURATION:-10s}"
@@ -28,7 +30,7 @@ if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
     # this script runs its own members either way.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null
 fi
-[ -x "$vtask" ] || cargo build --workspace --all-targets
+[ -x "$vtask" ] || scripts/release.sh
 
 dir=$(mktemp -d -t vtask-bench-etcd.XXXXXX)
 pids=()

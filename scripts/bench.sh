@@ -11,7 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-vtask="$target/debug/vtask"
+# Figures come from the build users run: the nodes (scripts/dev.sh) and the
+# load generator are the release build (scripts/release.sh).
+export VTASK_PROFILE=release
+vtask="$target/release/vtask"
 workloads="${BENCH_WORKLOADS:-progress,get}"
 clients="${BENCH_CLIENTS:-1,16,64,256}"
 duration="${BENCH_DURATION:-10s}"

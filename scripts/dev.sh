@@ -7,11 +7,15 @@
 # With openssl, the nodes talk TLS (certificates from scripts/certs.sh in
 # $dir/certs; peers mutually authenticated); without it, plain text.
 # VTASK_DEV_INSECURE=1 starts the nodes with --insecure instead (no auth, no TLS).
+# VTASK_PROFILE=release runs the optimized build (scripts/release.sh) instead of
+# the test profile's (debug, the default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir="${VTASK_DEV_DIR:-$PWD/.dev}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
+profile="${VTASK_PROFILE:-debug}"
+bin="$target/$profile"
 cluster="1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003"
 
 down() {
@@ -31,10 +35,14 @@ down() {
 }
 
 up() {
-    [ -x "$target/debug/vtaskd" ] || cargo build --workspace --all-targets
+    case "$profile" in
+    debug) [ -x "$bin/vtaskd" ] || cargo build --workspace --all-targets ;;
+    release) [ -x "$bin/vtaskd" ] || scripts/release.sh ;;
+    *) echo "VTASK_PROFILE is debug or release, not $profile" >&2; exit 2 ;;
+    esac
     mkdir -p "$dir"
     down >/dev/null
-    vtaskd="$target/debug/vtaskd"
+    vtaskd="$bin/vtaskd"
     if [ "${VTASK_DEV_INSECURE:-0}" = 1 ]; then
         auth=(--insecure)
         unset VTASK_TOKEN VTASK_CA
@@ -88,7 +96,7 @@ up() {
     fi
     echo
     export VTASK_ENDPOINTS=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
-    vtask="$target/debug/vtask"
+    vtask="$bin/vtask"
     echo "\$ vtask cluster status"
     "$vtask" cluster status
     echo "\$ vtask create --type-id com.example.backup --entity VirtualMachine:vm-42 --cancelable"

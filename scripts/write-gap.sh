@@ -8,14 +8,17 @@
 #
 # The clients talk to the two followers only, so the gap is the cluster's
 # (a new leader taking writes), not a client noticing a dead connection.
-# Prints each run's gap and the median. Builds nothing: run `just build` first.
+# Prints each run's gap and the median. Builds nothing: run `just release` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fault="${1:?usage: scripts/write-gap.sh transfer|kill [RUNS]}"
 runs="${2:-5}"
 clients="${WRITE_GAP_CLIENTS:-16}"
-target="${CARGO_TARGET_DIR:-target}"
-vtask="$target/debug/vtask"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+# Figures come from the build users run: the nodes (scripts/dev.sh) and the
+# load generator are the release build (scripts/release.sh).
+export VTASK_PROFILE=release
+vtask="$target/release/vtask"
 case "$fault" in transfer | kill) ;; *) echo "unknown fault $fault" >&2; exit 2 ;; esac
 export VTASK_DEV_INSECURE=1 VTASK_USER=admin
 # Fresh clusters of its own, not `just dev`'s .dev.

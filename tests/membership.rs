@@ -205,8 +205,8 @@ async fn all_present(cluster: &Cluster, id: u64, keys: &[String]) {
     }
 }
 
-/// More than `election_timeout_max` (1200 ms by default).
-const LEASE: Duration = Duration::from_millis(1300);
+/// More than `election_timeout_max` (400 ms by default).
+const LEASE: Duration = Duration::from_millis(500);
 
 async fn leader_of(cluster: &Cluster) -> u64 {
     cluster

@@ -134,13 +134,11 @@ impl Client {
                     endpoint: addr.into(),
                     message: e.to_string(),
                 };
-                Ok(Endpoint::from_shared(format!("https://{addr}"))
+                let endpoint = Endpoint::from_shared(format!("https://{addr}"))
                     .map_err(bad)?
                     .tls_config(tls.clone())
-                    .map_err(bad)?
-                    .connect_timeout(Duration::from_secs(1))
-                    .timeout(per_call)
-                    .connect_lazy())
+                    .map_err(bad)?;
+                Ok(failing_fast(endpoint, per_call).connect_lazy())
             }
         }
     }
@@ -185,10 +183,7 @@ impl Client {
                 endpoint: addr.into(),
                 message: e.to_string(),
             })?;
-        Ok(endpoint
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(per_call)
-            .connect_lazy())
+        Ok(failing_fast(endpoint, per_call).connect_lazy())
     }
 
     /// Wraps a message in a request with this client's metadata.
@@ -741,6 +736,27 @@ leader_hint!(
     unnamed: v1::GetTaskResponse, v1::WaitTaskResponse, v1::ListTasksResponse,
         v1::RecentTasksResponse, v1::GetTaskHistoryResponse, v1::GetLatestPageResponse
 );
+
+/// How long a connection attempt may take before the next endpoint is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// A call in flight pings its node this often, and gives the connection up
+/// when a ping is not answered within [`KEEPALIVE_TIMEOUT`].
+const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// An endpoint that gives up a dead node quickly: a node that does not
+/// accept the connection, or stops answering pings during a call (a
+/// crashed host, a partition: no RST ever comes), fails the attempt within
+/// about a second, and the call goes on to the next endpoint instead of
+/// waiting out `per_call`.
+fn failing_fast(endpoint: Endpoint, per_call: Duration) -> Endpoint {
+    endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .timeout(per_call)
+}
 
 fn infos(list: Vec<v1::TaskInfo>) -> Result<Vec<TaskInfo>, Error> {
     list.into_iter().map(|t| info(Some(t))).collect()

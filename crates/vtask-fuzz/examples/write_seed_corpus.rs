@@ -173,11 +173,11 @@ fn main() {
             task: "task-1".into(),
         },
     };
-    let request_json = vtask_raft::codec::encode(&request);
-    let forward = format!(
-        "{{\"Propose\":{}}}",
-        String::from_utf8(request_json.clone()).unwrap()
-    );
+    let request_bytes = vtask_raft::codec::encode(&request);
+    // vtaskd's `Forwarded::Propose(request)`: an enum variant is a map of
+    // its name to its value.
+    let forward =
+        vtask_raft::codec::encode(&std::collections::BTreeMap::from([("Propose", &request)]));
     let vote = openraft::raft::VoteRequest::<vtask_store::NodeId>::new(
         openraft::Vote::new(2, 1),
         Some(openraft::LogId::new(
@@ -201,13 +201,10 @@ fn main() {
         "seed-forward",
         tagged(
             3,
-            vtask_proto::raft::v1::ForwardRequest {
-                proposal: forward.into_bytes(),
-            }
-            .encode_to_vec(),
+            vtask_proto::raft::v1::ForwardRequest { proposal: forward }.encode_to_vec(),
         ),
     );
-    write("internal_request", "seed-request", request_json);
+    write("internal_request", "seed-request", request_bytes);
     write(
         "internal_request",
         "seed-chunk",

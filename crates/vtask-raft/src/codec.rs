@@ -1,4 +1,6 @@
-//! Encoding of openraft messages into the opaque payloads of `vtask.raft.v1`.
+//! Encoding of openraft messages into the opaque payloads of `vtask.raft.v1`,
+//! in the store's binary format ([`vtask_store::codec`]): an AppendEntries
+//! payload carries log entries in the bytes the log stores them in.
 
 use openraft::raft::InstallSnapshotRequest;
 use openraft::{SnapshotMeta, Vote};
@@ -8,11 +10,11 @@ use vtask_proto::raft::v1::SnapshotChunk;
 use vtask_store::{NodeId, TypeConfig};
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("openraft messages serialize to JSON")
+    vtask_store::codec::to_bytes(value)
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, tonic::Status> {
-    serde_json::from_slice(bytes)
+    vtask_store::codec::from_bytes(bytes)
         .map_err(|e| tonic::Status::invalid_argument(format!("undecodable Raft payload: {e}")))
 }
 

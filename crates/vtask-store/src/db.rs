@@ -9,6 +9,7 @@ use rocksdb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::{self, DecodeError};
 use crate::log_store::LogStore;
 use crate::state_machine::StateMachine;
 
@@ -37,7 +38,7 @@ pub(crate) const STATE_CFS: [&str; 8] = [
     CF_REPLIES,
 ];
 
-/// The `raft_meta` key of the cluster id (a JSON string): which cluster
+/// The `raft_meta` key of the cluster id (a string): which cluster
 /// this node's Raft state belongs to. Not part of the state machine, so not
 /// in snapshots' records nor in the state digest.
 pub(crate) const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
@@ -52,8 +53,13 @@ const BACKGROUND_WRITE_BYTES_PER_SEC: i64 = 64 << 20;
 
 /// The value format written by this version (`sm_meta/format`). 2 added the
 /// completion-time index, the collectors family and replies kept apart from
-/// their session.
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// their session; 3 stored a session's sequence numbers as runs; 4 replaced
+/// JSON with MessagePack ([`codec`]) and made a stored reply that returns a
+/// task refer to its change record.
+pub(crate) const FORMAT_VERSION: u32 = 4;
+
+/// The one older format that [`Store::open`] upgrades in place.
+pub(crate) const UPGRADABLE_FORMAT: u32 = 3;
 
 /// Why the store could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +75,13 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "data directory {path} holds value format {found}, this vtaskd writes {FORMAT_VERSION}"
+        "data directory {path} holds value format {found}; this vtaskd reads format {FORMAT_VERSION} and upgrades only format {UPGRADABLE_FORMAT}: start it with the vtaskd that wrote the directory, or give it an empty one to rejoin its cluster"
     )]
     Format { path: PathBuf, found: u32 },
+    #[error("data directory {path}: sm_meta/format is {text:?}, not a format version")]
+    FormatText { path: PathBuf, text: String },
+    #[error("upgrading {path} from value format {UPGRADABLE_FORMAT}: {why}")]
+    Migrate { path: PathBuf, why: String },
     #[error("restore: {0}")]
     Restore(String),
     #[error("missing from the store: {0}")]
@@ -79,7 +89,7 @@ pub enum StoreError {
     #[error("corrupt value in column family {cf}: {source}")]
     Decode {
         cf: &'static str,
-        source: serde_json::Error,
+        source: DecodeError,
     },
 }
 
@@ -101,6 +111,13 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachine), StoreError> {
 
 impl Store {
     pub(crate) fn open(dir: &Path) -> Result<Store, StoreError> {
+        let store = Store::open_unchecked(dir)?;
+        store.check_format()?;
+        Ok(store)
+    }
+
+    /// Opens the store without looking at its value format.
+    pub(crate) fn open_unchecked(dir: &Path) -> Result<Store, StoreError> {
         let db_path = dir.join("db");
         std::fs::create_dir_all(dir.join("snapshots")).map_err(|source| StoreError::Io {
             path: dir.to_path_buf(),
@@ -140,28 +157,44 @@ impl Store {
                 path: db_path.clone(),
                 source,
             })?;
-        let store = Store {
+        Ok(Store {
             db: Arc::new(db),
             dir: dir.to_path_buf(),
-        };
-        store.check_format()?;
-        Ok(store)
+        })
     }
 
+    /// Checks the value format of an opened store: records it in a new one,
+    /// upgrades format 3 in place and refuses any other.
     pub(crate) fn check_format(&self) -> Result<(), StoreError> {
-        match self.get::<u32>(CF_SM_META, b"format")? {
+        let stored = self
+            .db
+            .get_pinned_cf(self.cf(CF_SM_META), b"format")
+            .map_err(|e| self.rocks(e))?;
+        let Some(bytes) = stored else {
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(true);
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.put_cf(self.cf(CF_SM_META), b"format", format_bytes(FORMAT_VERSION));
+            return self.db.write_opt(batch, &opts).map_err(|e| self.rocks(e));
+        };
+        match parse_format(&bytes) {
             Some(FORMAT_VERSION) => Ok(()),
+            Some(UPGRADABLE_FORMAT) => {
+                drop(bytes);
+                let started = std::time::Instant::now();
+                tracing::info!(dir = %self.dir.display(), "upgrading the data directory from value format {UPGRADABLE_FORMAT} (JSON) to {FORMAT_VERSION}");
+                let rewritten = crate::values::migrate_from_json(self)?;
+                tracing::info!(dir = %self.dir.display(), rewritten, elapsed_ms = started.elapsed().as_millis() as u64, "data directory upgraded to value format {FORMAT_VERSION}");
+                Ok(())
+            }
             Some(found) => Err(StoreError::Format {
                 path: self.dir.clone(),
                 found,
             }),
-            None => {
-                let mut opts = rocksdb::WriteOptions::default();
-                opts.set_sync(true);
-                let mut batch = rocksdb::WriteBatch::default();
-                batch.put_cf(self.cf(CF_SM_META), b"format", encode(&FORMAT_VERSION));
-                self.db.write_opt(batch, &opts).map_err(|e| self.rocks(e))
-            }
+            None => Err(StoreError::FormatText {
+                path: self.dir.clone(),
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            }),
         }
     }
 
@@ -179,7 +212,7 @@ impl Store {
         }
     }
 
-    /// Reads and decodes one JSON value.
+    /// Reads and decodes one value.
     pub(crate) fn get<T: DeserializeOwned>(
         &self,
         cf: &'static str,
@@ -214,14 +247,22 @@ impl Store {
     }
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Our types serialize to JSON without fail: no maps with non-string keys
-    // except u64 keys, which serde_json writes as strings.
-    serde_json::to_vec(value).expect("vtask values serialize to JSON")
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    codec::to_bytes(value)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode { cf, source })
+    codec::from_bytes(bytes).map_err(|source| StoreError::Decode { cf, source })
+}
+
+/// `sm_meta/format` is decimal text in every format (in the JSON formats a
+/// number's JSON is its decimal text), so any version can read any other's.
+pub(crate) fn format_bytes(version: u32) -> Vec<u8> {
+    version.to_string().into_bytes()
+}
+
+pub(crate) fn parse_format(bytes: &[u8]) -> Option<u32> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 pub(crate) fn u64_key(n: u64) -> [u8; 8] {

@@ -1,20 +1,34 @@
 //! `vtask-store`: one RocksDB instance per node holding the Raft log and the
 //! task state machine, behind openraft's storage traits (`storage-v2`).
 //!
-//! # On-disk format (value format version 3)
+//! # On-disk format (value format version 4)
 //!
-//! | column family | key | value (JSON unless noted) |
+//! Values are MessagePack with named fields ([`codec`]; the log entries and
+//! the Raft wire payloads use the same encoding), except where noted.
+//!
+//! | column family | key | value |
 //! |---|---|---|
 //! | `raft_log` | log index, u64 big-endian | `openraft::Entry<TypeConfig>` |
-//! | `raft_meta` | `vote`, `committed`, `last_purged`, `cluster_id` | the openraft value; `cluster_id`: the id of the cluster this node belongs to, a JSON string |
+//! | `raft_meta` | `vote`, `committed`, `last_purged`, `cluster_id` | the openraft value; `cluster_id`: the id of the cluster this node belongs to, a string |
 //! | `tasks` | task number, u64 big-endian | [`vtask_model::Task`] |
 //! | `index` | `s` + state byte + task number; `c` + completeTime, `l` + lease expiry (i64 µs, sign bit flipped, big-endian) + task number | empty (tasks by state, for ListTasks; finished tasks by completion, for retention; unfinished leased tasks by expiry, for lapses) |
-//! | `sessions` | client id (UTF-8) | [`Session`]: last use and the sequence numbers with a stored reply, as runs `[first, last]` (since version 3) |
-//! | `replies` | client id + 0 byte + seq, u64 big-endian | the `Outcome` of that request (D27) |
+//! | `sessions` | client id (UTF-8) | [`Session`]: last use and the sequence numbers with a stored reply, as runs `[first, last]` |
+//! | `replies` | client id + 0 byte + seq, u64 big-endian | [`StoredReply`] (D27): the outcome, or for a reply that returns a task as one change of the request left it, the task number and revision of that change record (since version 4) |
 //! | `collectors` | collector number, u64 big-endian | [`vtask_model::Collector`] (D24) |
-//! | `changes` | revision, u64 big-endian | [`ChangeRecord`] (watch resume, audit); a task's records go when retention removes it, except its REMOVED record |
+//! | `changes` | revision, u64 big-endian | [`ChangeRecord`] (watch resume, audit, stored replies); a task's records go when retention removes it, except its REMOVED record |
 //! | `history` | task number + revision, both u64 big-endian | empty (per-task history, D23) |
-//! | `sm_meta` | `last_applied`, `membership`, `counters`, `revision`, `pruned_through`, `format` | the value (`pruned_through`: the newest revision deleted with a removed task) |
+//! | `sm_meta` | `last_applied`, `membership`, `counters`, `revision`, `pruned_through`, `format` | the value (`pruned_through`: the newest revision deleted with a removed task); `format`: the value format version as decimal text, in every version |
+//!
+//! Versions 1 to 3 stored JSON. A node opening a format 3 directory upgrades
+//! it in place before it serves (every family rewritten in batches, then
+//! `sm_meta` with the new format in one synced write, so an upgrade cut
+//! short is finished by the next start; its current snapshot is rebuilt); it
+//! refuses any other format with what to do. Nodes of format 3 and 4 cannot
+//! replicate to each other (the log entries on the wire changed too):
+//! upgrade a cluster by stopping every node, then starting the new version.
+//! A retry whose stored reply refers to a change record that retention has
+//! since removed (with its task, D16) is answered `ManagedObjectNotFound`
+//! (expired), as any call about that task now is.
 //!
 //! The state digest (`Cluster.Status.state_digest`, compared by the tests,
 //! the chaos checker and the compose test) is the SHA-256 over every state
@@ -30,7 +44,9 @@
 //! save`) are one file format, defined in `vtask-snapfile` (version 2):
 //! `"VTASKSNAP2\n"`, a u32 BE length and a JSON header, the records of every
 //! state family (u8 family index into `STATE_CFS`, u32 BE key length, key,
-//! u32 BE value length, value), an end byte 0xFF, and the SHA-256 of
+//! u32 BE value length, value, in the value format above; a record that does
+//! not decode as its key's type, a format 3 backup among them, is refused
+//! before anything is written), an end byte 0xFF, and the SHA-256 of
 //! everything before it. The header holds openraft's `SnapshotMeta`
 //! (`meta`), `applied_index`, `cluster_id` (of origin), `digest` and `tasks`
 //! (backups; Raft snapshots leave them out, they would cost a second pass),
@@ -83,6 +99,7 @@
 //! **Architecture invariant:** the task rules live in `vtask-model`; this
 //! crate only persists what `vtask_model::apply` decides.
 
+pub mod codec;
 mod db;
 pub mod latency;
 mod log_store;
@@ -91,13 +108,15 @@ pub mod planted;
 mod snapshot;
 mod state_machine;
 mod types;
+mod values;
 
 pub use db::{open, Store, StoreError};
 pub use log_store::LogStore;
 pub use snapshot::{restore, Restored};
 pub use state_machine::{AppliedState, ReadView, StateMachine, SESSION_TTL_MILLIS};
 pub use types::{
-    Batch, BatchReply, ChangeKind, ChangeRecord, ClientRef, Request, Session, TypeConfig,
+    Batch, BatchReply, ChangeKind, ChangeRecord, ClientRef, Request, Session, StoredReply,
+    TypeConfig,
 };
 pub use vtask_snapfile as snapfile;
 

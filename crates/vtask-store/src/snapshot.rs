@@ -20,15 +20,11 @@ use openraft::{BasicNode, CommittedLeaderId, LogId, Membership, SnapshotMeta, St
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use vtask_snapfile::{FileError, Header, Reader, Writer};
 
-use crate::db::{
-    decode, encode, Store, StoreError, CF_CHANGES, CF_COLLECTORS, CF_HISTORY, CF_INDEX,
-    CF_RAFT_META, CF_REPLIES, CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
-};
+use crate::db::{decode, encode, Store, StoreError, CF_RAFT_META, CF_SM_META, STATE_CFS};
 use crate::state_machine::view_digest;
-use crate::types::{ChangeRecord, Session};
 use crate::{NodeId, TypeConfig};
 
-const CURRENT: &str = "current.snap";
+pub(crate) const CURRENT: &str = "current.snap";
 
 type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 type View<'a> = rocksdb::SnapshotWithThreadMode<'a, rocksdb::DB>;
@@ -115,10 +111,9 @@ fn write_view<W: Write>(
         (None, None)
     };
     let header = Header {
-        meta: serde_json::to_value(&meta).map_err(|source| StoreError::Decode {
-            cf: CF_SM_META,
-            source,
-        })?,
+        // The header stays JSON (one per file, read by people and tools);
+        // openraft's metadata has string keys and plain values only.
+        meta: serde_json::to_value(&meta).expect("snapshot metadata serializes to JSON"),
         applied_index: meta.last_log_id.map_or(0, |id| id.index),
         cluster_id: store.cluster_id()?,
         digest,
@@ -416,35 +411,8 @@ impl<R: Read, W: Write> Read for TeeReader<R, W> {
 
 /// Whether one snapshot record decodes as what its family holds.
 fn check_record(cf: &'static str, key: &[u8], value: &[u8]) -> Result<(), String> {
-    fn is<T: serde::de::DeserializeOwned>(cf: &'static str, value: &[u8]) -> Result<(), String> {
-        decode::<T>(cf, value).map(drop).map_err(|e| e.to_string())
+    if !STATE_CFS.contains(&cf) {
+        return Err(format!("{cf} is not a state family"));
     }
-    match cf {
-        CF_TASKS => is::<vtask_model::Task>(cf, value),
-        CF_SESSIONS => is::<Session>(cf, value),
-        CF_REPLIES => is::<vtask_model::Outcome>(cf, value),
-        CF_CHANGES => is::<ChangeRecord>(cf, value),
-        CF_COLLECTORS => is::<vtask_model::Collector>(cf, value),
-        CF_INDEX | CF_HISTORY if value.is_empty() => Ok(()),
-        CF_INDEX | CF_HISTORY => Err(format!("a {cf} entry with a value")),
-        CF_SM_META => match key {
-            b"last_applied" => is::<Option<LogId<NodeId>>>(cf, value),
-            b"membership" => is::<StoredMembership<NodeId, openraft::BasicNode>>(cf, value),
-            b"counters" => is::<vtask_model::Counters>(cf, value),
-            b"revision" | b"pruned_through" => is::<u64>(cf, value),
-            b"format" => match decode::<u32>(cf, value) {
-                Ok(crate::db::FORMAT_VERSION) => Ok(()),
-                Ok(other) => Err(format!(
-                    "value format {other}, this version reads {}",
-                    crate::db::FORMAT_VERSION
-                )),
-                Err(e) => Err(e.to_string()),
-            },
-            other => Err(format!(
-                "unknown state key {:?}",
-                String::from_utf8_lossy(other)
-            )),
-        },
-        other => Err(format!("unknown column family {other}")),
-    }
+    crate::values::visit(cf, key, value, &mut crate::values::Check).map(drop)
 }

@@ -15,8 +15,8 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use vtask_model::{
-    Change, Collector, CollectorId, Counters, EntryContext, MethodFault, Outcome, State, Task,
-    TaskFilterSpec, TaskInfo, TaskKey, TaskTable, Timestamp,
+    Change, Collector, CollectorId, Counters, EntryContext, MethodFault, Outcome, Reply, State,
+    Task, TaskFilterSpec, TaskInfo, TaskKey, TaskTable, Timestamp,
 };
 
 use crate::db::{
@@ -24,7 +24,9 @@ use crate::db::{
     CF_HISTORY, CF_INDEX, CF_REPLIES, CF_SESSIONS, CF_SM_META, CF_TASKS, STATE_CFS,
 };
 use crate::snapshot;
-use crate::types::{BatchReply, ChangeKind, ChangeRecord, ClientRef, Request, Session};
+use crate::types::{
+    BatchReply, ChangeKind, ChangeRecord, ClientRef, Request, Session, StoredReply,
+};
 use crate::{NodeId, TypeConfig};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -288,12 +290,23 @@ impl<'a> Pending<'a> {
         if let Some(error) = self.error.take() {
             return Err(error);
         }
+        let reply_info = applied.outcome.as_ref().ok().and_then(Reply::info);
+        let mut reply_change = None;
         for change in applied.changes {
-            self.write_change(change, request, ctx);
+            if let Some(found) = self.write_change(change, request, ctx, reply_info) {
+                reply_change = Some(found);
+            }
         }
         self.counters = applied.counters;
         if let Some(client) = &request.client {
-            self.store_reply(client, ctx.time, &applied.outcome);
+            let stored = match reply_change {
+                Some((task, revision)) => StoredReply::Change {
+                    task: task.0,
+                    revision,
+                },
+                None => StoredReply::Outcome(applied.outcome.clone()),
+            };
+            self.store_reply(client, ctx.time, &applied.outcome, &stored);
         }
         Ok(applied.outcome)
     }
@@ -313,12 +326,18 @@ impl<'a> Pending<'a> {
             .expect("the session was just inserted"))
     }
 
-    /// Keeps `outcome` as the reply to `client`'s request and forgets the
-    /// oldest reply beyond the window.
-    fn store_reply(&mut self, client: &ClientRef, time: Timestamp, outcome: &Outcome) {
+    /// Keeps `outcome` (stored as `stored`) as the reply to `client`'s
+    /// request and forgets the oldest reply beyond the window.
+    fn store_reply(
+        &mut self,
+        client: &ClientRef,
+        time: Timestamp,
+        outcome: &Outcome,
+        stored: &StoredReply,
+    ) {
         let replies = self.store.cf(CF_REPLIES);
         let key = reply_key(&client.id, client.seq);
-        self.batch.put_cf(replies, &key, encode(outcome));
+        self.batch.put_cf(replies, &key, encode(stored));
         self.replies.insert(key, outcome.clone());
         let session = self
             .sessions
@@ -346,12 +365,51 @@ impl<'a> Pending<'a> {
         if let Some(outcome) = self.replies.get(&key) {
             return Ok(outcome.clone());
         }
-        self.store.get(CF_REPLIES, &key)?.ok_or_else(|| {
+        let stored: StoredReply = self.store.get(CF_REPLIES, &key)?.ok_or_else(|| {
             StoreError::Missing(format!("the reply to {id} #{seq}, listed in its session"))
-        })
+        })?;
+        match stored {
+            StoredReply::Outcome(outcome) => Ok(outcome),
+            StoredReply::Change { task, revision } => {
+                match self
+                    .store
+                    .get::<ChangeRecord>(CF_CHANGES, &u64_key(revision))?
+                {
+                    Some(record) if record.info.key.0 == task => {
+                        Ok(Ok(Reply::Task { info: record.info }))
+                    }
+                    Some(_) => Err(StoreError::Missing(format!(
+                        "the change record at revision {revision} of task-{task}, the reply to {id} #{seq}"
+                    ))),
+                    // Retention removed the task and its history since
+                    // (D16): the retry is answered as any call about the
+                    // task now is, with ManagedObjectNotFound (expired).
+                    None => {
+                        let fault = vtask_model::lookup(self, &TaskKey(task).to_string())
+                            .err()
+                            .unwrap_or_else(|| {
+                                MethodFault::invalid_argument(
+                                    "header.seq",
+                                    format!("the reply to {id} #{seq} is no longer kept"),
+                                )
+                            });
+                        Ok(Err(fault))
+                    }
+                }
+            }
+        }
     }
 
-    fn write_change(&mut self, change: Change, request: &Request, ctx: &EntryContext) {
+    /// Writes one change of `request`. For a task change whose new state is
+    /// `reply_info`, returns the task and the revision of its change record,
+    /// which the stored reply then refers to.
+    fn write_change(
+        &mut self,
+        change: Change,
+        request: &Request,
+        ctx: &EntryContext,
+        reply_info: Option<&TaskInfo>,
+    ) -> Option<(TaskKey, u64)> {
         let (kind, before, after) = match change {
             Change::PutCollector(collector) => {
                 self.batch.put_cf(
@@ -360,13 +418,13 @@ impl<'a> Pending<'a> {
                     encode(&collector),
                 );
                 self.collectors.insert(collector.id, collector);
-                return;
+                return None;
             }
             Change::RemoveCollector(id) => {
                 self.batch
                     .delete_cf(self.store.cf(CF_COLLECTORS), u64_key(id.0));
                 self.collectors.remove(&id);
-                return;
+                return None;
             }
             Change::Put {
                 before: None,
@@ -394,9 +452,10 @@ impl<'a> Pending<'a> {
         }
         let last = match (&after, &before) {
             (Some(task), _) | (None, Some(task)) => task,
-            (None, None) => return,
+            (None, None) => return None,
         };
         let key = last.info.key;
+        let refers = after.is_some() && reply_info == Some(&last.info);
         let record = ChangeRecord {
             revision: self.revision,
             kind,
@@ -433,6 +492,7 @@ impl<'a> Pending<'a> {
             }
         }
         self.tasks.insert(key, after);
+        refers.then_some((key, self.revision))
     }
 
     /// Deletes the history and the change records of a removed task, and

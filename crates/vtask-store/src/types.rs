@@ -85,6 +85,20 @@ pub struct Session {
     pub last_seen: Timestamp,
 }
 
+/// What the `replies` family holds for one request (D27). A reply that
+/// returns a task as one change of this request left it refers to that
+/// change record instead of repeating the task: the record already holds it,
+/// and a progress update is then one `TaskInfo` encoding smaller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StoredReply {
+    /// The outcome itself: a fault, or a reply that is no one change's task.
+    Outcome(Outcome),
+    /// `Ok(Reply::Task { info })` where `info` is the task of the change
+    /// record at `revision` (a change of task number `task`).
+    Change { task: u64, revision: u64 },
+}
+
 /// One change of one task, in revision order (D23).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

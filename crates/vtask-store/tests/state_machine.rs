@@ -219,6 +219,113 @@ async fn retention_prunes_the_history_of_removed_tasks() {
     assert_eq!(read.history(TaskKey(2)).unwrap().len(), 1);
 }
 
+fn progress(task: &str, percent_done: i32) -> Command {
+    Command::UpdateProgress {
+        task: task.into(),
+        percent_done,
+        progress_details: None,
+        api_version: Default::default(),
+    }
+}
+
+fn progress_of(outcome: &Outcome) -> Option<i32> {
+    match outcome {
+        Ok(Reply::Task { info }) => info.progress,
+        other => panic!("not a task reply: {other:?}"),
+    }
+}
+
+// D27: a stored reply that returns a task refers to the change record of
+// its request, not to the task as it is now: a retry after later changes
+// (and after a restart) still gets the state that request left.
+#[tokio::test]
+async fn a_retry_after_later_changes_gets_the_state_its_request_left() {
+    let mut m = Machine::new();
+    m.apply(1_000, vec![from("c", 1, create("vm-1"))]).await;
+    m.apply(
+        1_500,
+        vec![from("c", 9, set_state("task-1", State::Running))],
+    )
+    .await;
+    let first = m
+        .apply(2_000, vec![from("c", 2, progress("task-1", 10))])
+        .await;
+    assert_eq!(progress_of(&first[0]), Some(10));
+    m.apply(3_000, vec![from("c", 3, progress("task-1", 20))])
+        .await;
+    let retry = m
+        .apply(4_000, vec![from("c", 2, progress("task-1", 10))])
+        .await;
+    assert_eq!(retry, first);
+    assert_eq!(progress_of(&retry[0]), Some(10));
+    let mut m = m.reopen();
+    let retry = m
+        .apply(5_000, vec![from("c", 2, progress("task-1", 10))])
+        .await;
+    assert_eq!(retry, first);
+    let current = m.sm.read_view().task(TaskKey(1)).unwrap().unwrap();
+    assert_eq!(
+        current.info.progress,
+        Some(20),
+        "the retries changed nothing"
+    );
+}
+
+// D27 with D16: once retention removed a task with its history, a retry of
+// a request that returned the task is answered as a new call about it
+// would be, ManagedObjectNotFound (expired); it is not applied again.
+#[tokio::test]
+async fn a_retry_after_retention_removed_its_task_is_told_the_task_expired() {
+    let mut m = Machine::new();
+    m.apply(1_000, vec![from("c", 1, create("vm-1"))]).await;
+    m.apply(
+        1_500,
+        vec![from("c", 9, set_state("task-1", State::Running))],
+    )
+    .await;
+    let done = m
+        .apply(
+            2_000,
+            vec![from("c", 2, set_state("task-1", State::Success))],
+        )
+        .await;
+    assert!(done[0].is_ok(), "{done:?}");
+    let later = 2_000 + MIN_RETENTION_MILLIS as i64;
+    m.apply(
+        later,
+        vec![Request {
+            client: None,
+            caller: Caller::System,
+            command: Command::ExpireTasks {
+                tasks: vec![TaskKey(1)],
+                completed_before: Timestamp::from_micros(later * 1000),
+            },
+        }],
+    )
+    .await;
+    let retry = m
+        .apply(
+            later + 1,
+            vec![from("c", 2, set_state("task-1", State::Success))],
+        )
+        .await;
+    match &retry[0] {
+        Err(fault) => {
+            assert!(
+                matches!(&fault.kind, FaultKind::ManagedObjectNotFound { .. }),
+                "{fault:?}"
+            );
+            assert!(
+                fault.to_string().contains("expired") || format!("{fault:?}").contains("expired"),
+                "{fault:?}"
+            );
+        }
+        other => panic!("a retry of a removed task's change: {other:?}"),
+    }
+    let next = m.apply(later + 2, vec![from("c", 3, create("vm-2"))]).await;
+    assert_eq!(key_of(&next[0]), "task-2");
+}
+
 fn set_state(task: &str, state: State) -> Command {
     let fault = (state == State::Error).then(|| {
         vtask_model::MethodFault::new(FaultKind::SystemError {

@@ -441,15 +441,6 @@ impl Node {
         if request.client.is_none() {
             request.client = Some(self.fresh_client());
         }
-        // A value JSON cannot hold (a NaN double, say) could not be written
-        // to the log; refuse it here rather than fail the append.
-        if let Err(e) = serde_json::to_vec(&request) {
-            let fault = vtask_model::MethodFault::invalid_argument(
-                "request",
-                format!("A specified parameter was not correct: the request cannot be stored: {e}"),
-            );
-            return Ok((Err(fault), String::new()));
-        }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             let failure = match self.propose_here(request.clone()).await {
