@@ -57,9 +57,8 @@ pub async fn serve(
         None => full.clone(),
         Some(_) => probes.fallback(crate::ui::tls_only),
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding the HTTP port {addr}: {e}"))?;
+    let listener =
+        listen(addr).map_err(|e| anyhow::anyhow!("binding the HTTP port {addr}: {e}"))?;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -259,4 +258,23 @@ async fn status(State(node): State<Node>) -> (StatusCode, axum::Json<serde_json:
         },
     });
     (StatusCode::OK, axum::Json(body))
+}
+
+/// How many connections may wait to be accepted. The default of 128 (what
+/// `tokio::net::TcpListener::bind` asks for here) dropped the SYNs of 256
+/// clients connecting at once, and each then waited a second for its
+/// retransmission (`vtask bench --clients 256`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` for one of the node's doors.
+pub(crate) fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // A restarted node binds its port again at once, not after TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

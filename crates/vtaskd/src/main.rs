@@ -433,8 +433,7 @@ async fn run(
         .build_v1()
         .context("building the reflection service")?;
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = http::listen(config.listen)
         .with_context(|| format!("binding the gRPC port {}", config.listen))?;
     let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
     let raft_service = RaftServiceServer::new(raft_service::RaftServer::new(node.clone()))
