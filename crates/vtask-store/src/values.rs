@@ -363,6 +363,13 @@ mod tests {
                 .unwrap()
                 .unwrap();
             assert_eq!(task[0], b'{');
+            // A format 3 backup's records are refused with what to do.
+            let why = visit(CF_TASKS, b"k", &task, &mut Check).unwrap_err();
+            assert!(
+                why.contains("value format 3")
+                    && why.contains("restore the backup with the version that wrote it"),
+                "{why}"
+            );
             let format = store
                 .db
                 .get_cf(store.cf(CF_SM_META), b"format")

@@ -14,10 +14,11 @@ use crate::tls::TlsFiles;
 
 /// The leader's heartbeat interval. A leader SIGKILL stops writes for about
 /// the followers' leader lease (twice the election timeout) plus one vote
-/// round: 50/200 ms makes that 0.5-0.7 s (600 ms gave 2.2 s, issue #17),
-/// and a follower still hears four heartbeats before it may campaign, which
-/// a loaded 2-core machine delivers (no spurious elections in a 10-minute
-/// benchmark at 64 clients).
+/// round: with 50/200 ms that measured 0.64-0.85 s here (100/600 ms: 2.2 s,
+/// issue #17). The price is a shorter margin for a stalled node: on a
+/// CPU-saturated 2-core machine whose three nodes share one disk (WAL fsync
+/// stalls of 100-300 ms on all of them at once), 3 elections happened in
+/// 10 minutes of `scripts/steady-leader.sh` at 64 clients.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
 /// The lower bound of the randomized election timeout; the upper is twice it.
 pub const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 200;
