@@ -7,7 +7,6 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB,
 };
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::codec::{self, DecodeError};
 use crate::log_store::LogStore;
@@ -171,11 +170,9 @@ impl Store {
             .get_pinned_cf(self.cf(CF_SM_META), b"format")
             .map_err(|e| self.rocks(e))?;
         let Some(bytes) = stored else {
-            let mut opts = rocksdb::WriteOptions::default();
-            opts.set_sync(true);
             let mut batch = rocksdb::WriteBatch::default();
             batch.put_cf(self.cf(CF_SM_META), b"format", format_bytes(FORMAT_VERSION));
-            return self.db.write_opt(batch, &opts).map_err(|e| self.rocks(e));
+            return self.write_synced(batch);
         };
         match parse_format(&bytes) {
             Some(FORMAT_VERSION) => Ok(()),
@@ -235,10 +232,15 @@ impl Store {
 
     /// Records the cluster id, synced before it returns.
     pub fn set_cluster_id(&self, id: &str) -> Result<(), StoreError> {
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(true);
         let mut batch = rocksdb::WriteBatch::default();
         batch.put_cf(self.cf(CF_RAFT_META), CLUSTER_ID_KEY, encode(&id));
+        self.write_synced(batch)
+    }
+
+    /// Writes `batch` and fsyncs the write-ahead log before it returns.
+    pub(crate) fn write_synced(&self, batch: rocksdb::WriteBatch) -> Result<(), StoreError> {
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
         self.db.write_opt(batch, &opts).map_err(|e| self.rocks(e))
     }
 
@@ -247,9 +249,7 @@ impl Store {
     }
 }
 
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    codec::to_bytes(value)
-}
+pub(crate) use codec::to_bytes as encode;
 
 pub(crate) fn decode<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     codec::from_bytes(bytes).map_err(|source| StoreError::Decode { cf, source })

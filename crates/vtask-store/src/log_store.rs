@@ -159,13 +159,9 @@ impl LogStore {
     /// Writes `batch` and waits for it to be on disk, off the async threads.
     async fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut opts = WriteOptions::default();
-            opts.set_sync(true);
-            store.db.write_opt(batch, &opts).map_err(|e| store.rocks(e))
-        })
-        .await
-        .unwrap_or_else(|join| panic!("log write task panicked: {join}"))
+        tokio::task::spawn_blocking(move || store.write_synced(batch))
+            .await
+            .unwrap_or_else(|join| panic!("log write task panicked: {join}"))
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use openraft::storage::Snapshot;
 use openraft::{BasicNode, CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership};
-use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{IteratorMode, WriteBatch};
 use vtask_snapfile::{FileError, Header, Reader, Writer};
 
 use crate::db::{decode, encode, Store, StoreError, CF_RAFT_META, CF_SM_META, STATE_CFS};
@@ -226,7 +226,8 @@ fn read_into(
             .ok_or_else(|| corrupt(path, "unknown column family"))?;
         // A record that this version cannot read would be found only after
         // the write, by the reload; refuse the snapshot before it.
-        check_record(name, &record.key, &record.value).map_err(|why| corrupt(path, &why))?;
+        crate::values::visit(name, &record.key, &record.value, &mut crate::values::Check)
+            .map_err(|why| corrupt(path, &why))?;
         batch.put_cf(store.cf(name), record.key, record.value);
     }
     Ok(reader.header().clone())
@@ -270,12 +271,7 @@ fn install_via(
         b"membership",
         encode(&meta.last_membership),
     );
-    let mut opts = WriteOptions::default();
-    opts.set_sync(true);
-    store
-        .db
-        .write_opt(batch, &opts)
-        .map_err(|e| store.rocks(e))?;
+    store.write_synced(batch)?;
 
     let copy = tee.copy.into_inner().map_err(|e| io(tmp)(e.into_error()))?;
     copy.sync_all().map_err(io(tmp))?;
@@ -375,12 +371,7 @@ fn seed(
         crate::db::CLUSTER_ID_KEY,
         encode(&cluster_id),
     );
-    let mut opts = WriteOptions::default();
-    opts.set_sync(true);
-    store
-        .db
-        .write_opt(batch, &opts)
-        .map_err(|e| store.rocks(e))?;
+    store.write_synced(batch)?;
     let view = store.db.snapshot();
     let (digest, _) = view_digest(&store, &view)?;
     drop(view);
@@ -407,12 +398,4 @@ impl<R: Read, W: Write> Read for TeeReader<R, W> {
         self.copy.write_all(&buf[..n])?;
         Ok(n)
     }
-}
-
-/// Whether one snapshot record decodes as what its family holds.
-fn check_record(cf: &'static str, key: &[u8], value: &[u8]) -> Result<(), String> {
-    if !STATE_CFS.contains(&cf) {
-        return Err(format!("{cf} is not a state family"));
-    }
-    crate::values::visit(cf, key, value, &mut crate::values::Check).map(drop)
 }

@@ -5,7 +5,7 @@
 //! the upgrade of a format 3 (JSON) data directory to format 4 at open.
 
 use openraft::{LogId, StoredMembership, Vote};
-use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{IteratorMode, WriteBatch};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vtask_model::Outcome;
@@ -119,31 +119,66 @@ impl ValueVisitor for FromJson {
         &mut self,
         bytes: &[u8],
     ) -> Result<Option<Vec<u8>>, String> {
-        // No MessagePack value of these families is valid JSON (they are
-        // maps, strings or nil), except the numbers of sm_meta, which the
-        // upgrade rewrites last, in the write that records the new format.
-        match serde_json::from_slice::<T>(bytes) {
-            Ok(value) => Ok(Some(codec::to_bytes(&value))),
-            Err(json) => match codec::from_bytes::<T>(bytes) {
-                Ok(_) => Ok(None),
-                Err(_) => Err(format!("neither JSON ({json}) nor this version's format")),
-            },
-        }
+        from_json::<T, T>(bytes, |value| value)
     }
 
     fn stored_reply(&mut self, bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        match serde_json::from_slice::<Outcome>(bytes) {
-            Ok(outcome) => Ok(Some(codec::to_bytes(&StoredReply::Outcome(outcome)))),
-            Err(json) => match codec::from_bytes::<StoredReply>(bytes) {
-                Ok(_) => Ok(None),
-                Err(_) => Err(format!("neither JSON ({json}) nor this version's format")),
-            },
-        }
+        from_json::<Outcome, StoredReply>(bytes, StoredReply::Outcome)
     }
 
     fn format(&mut self, _: &[u8]) -> Result<Option<Vec<u8>>, String> {
         Ok(None)
     }
+}
+
+/// `bytes` as the JSON of an `Old`, re-encoded as `into(old)`; `None` when
+/// they already decode as a `New`.
+fn from_json<Old: DeserializeOwned, New: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    into: impl FnOnce(Old) -> New,
+) -> Result<Option<Vec<u8>>, String> {
+    // No MessagePack value of these families is valid JSON (they are maps,
+    // strings or nil), except the numbers of sm_meta, which the upgrade
+    // rewrites last, in the write that records the new format.
+    match serde_json::from_slice::<Old>(bytes) {
+        Ok(old) => Ok(Some(codec::to_bytes(&into(old)))),
+        Err(json) => match codec::from_bytes::<New>(bytes) {
+            Ok(_) => Ok(None),
+            Err(_) => Err(format!("neither JSON ({json}) nor this version's format")),
+        },
+    }
+}
+
+/// Puts into `batch` the new bytes `visitor` gives for each value of `cf`;
+/// with `flush_every`, writes the batch (unsynced) each time it holds that
+/// many. Returns how many values it rewrote.
+fn rewrite_family(
+    store: &Store,
+    cf: &'static str,
+    visitor: &mut impl ValueVisitor,
+    batch: &mut WriteBatch,
+    flush_every: Option<usize>,
+) -> Result<u64, StoreError> {
+    let handle = store.cf(cf);
+    let mut rewritten = 0;
+    for item in store.db.iterator_cf(handle, IteratorMode::Start) {
+        let (key, value) = item.map_err(|e| store.rocks(e))?;
+        let bytes = visit(cf, &key, &value, visitor).map_err(|why| StoreError::Migrate {
+            path: store.dir.clone(),
+            why: format!("{cf} key {key:?}: {why}"),
+        })?;
+        if let Some(bytes) = bytes {
+            batch.put_cf(handle, &key, bytes);
+            rewritten += 1;
+        }
+        if flush_every.is_some_and(|n| batch.len() >= n) {
+            store
+                .db
+                .write(std::mem::take(batch))
+                .map_err(|e| store.rocks(e))?;
+        }
+    }
+    Ok(rewritten)
 }
 
 /// Upgrades a format 3 store in place: every value of every family is
@@ -153,52 +188,23 @@ impl ValueVisitor for FromJson {
 /// whose records are JSON, is rebuilt from the upgraded state. Returns how
 /// many values were rewritten.
 pub(crate) fn migrate_from_json(store: &Store) -> Result<u64, StoreError> {
-    let fail = |cf: &str, key: &[u8], why: String| StoreError::Migrate {
-        path: store.dir.clone(),
-        why: format!("{cf} key {key:?}: {why}"),
-    };
-    let mut rewritten = 0u64;
+    let mut rewritten = 0;
     let families = [CF_RAFT_LOG, CF_RAFT_META]
         .into_iter()
         .chain(STATE_CFS.into_iter().filter(|cf| *cf != CF_SM_META));
     for cf in families {
-        let handle = store.cf(cf);
         let mut batch = WriteBatch::default();
-        for item in store.db.iterator_cf(handle, IteratorMode::Start) {
-            let (key, value) = item.map_err(|e| store.rocks(e))?;
-            if let Some(bytes) =
-                visit(cf, &key, &value, &mut FromJson).map_err(|why| fail(cf, &key, why))?
-            {
-                batch.put_cf(handle, &key, bytes);
-                rewritten += 1;
-            }
-            if batch.len() >= MIGRATE_BATCH {
-                store
-                    .db
-                    .write(std::mem::take(&mut batch))
-                    .map_err(|e| store.rocks(e))?;
-            }
-        }
+        rewritten += rewrite_family(store, cf, &mut FromJson, &mut batch, Some(MIGRATE_BATCH))?;
         store.db.write(batch).map_err(|e| store.rocks(e))?;
     }
-    let meta = store.cf(CF_SM_META);
     let mut batch = WriteBatch::default();
-    for item in store.db.iterator_cf(meta, IteratorMode::Start) {
-        let (key, value) = item.map_err(|e| store.rocks(e))?;
-        if let Some(bytes) = visit(CF_SM_META, &key, &value, &mut FromJson)
-            .map_err(|why| fail(CF_SM_META, &key, why))?
-        {
-            batch.put_cf(meta, &key, bytes);
-            rewritten += 1;
-        }
-    }
-    batch.put_cf(meta, b"format", format_bytes(FORMAT_VERSION));
-    let mut opts = WriteOptions::default();
-    opts.set_sync(true);
-    store
-        .db
-        .write_opt(batch, &opts)
-        .map_err(|e| store.rocks(e))?;
+    rewritten += rewrite_family(store, CF_SM_META, &mut FromJson, &mut batch, None)?;
+    batch.put_cf(
+        store.cf(CF_SM_META),
+        b"format",
+        format_bytes(FORMAT_VERSION),
+    );
+    store.write_synced(batch)?;
     if store.snapshot_dir().join(crate::snapshot::CURRENT).exists() {
         crate::snapshot::build(store)?;
     }
@@ -255,14 +261,8 @@ mod tests {
             .into_iter()
             .chain(STATE_CFS.into_iter().filter(|cf| *cf != CF_REPLIES));
         for cf in families {
-            let handle = store.cf(cf);
             let mut batch = WriteBatch::default();
-            for item in store.db.iterator_cf(handle, IteratorMode::Start) {
-                let (key, value) = item.unwrap();
-                if let Some(bytes) = visit(cf, &key, &value, &mut ToJson(store)).unwrap() {
-                    batch.put_cf(handle, &key, bytes);
-                }
-            }
+            rewrite_family(store, cf, &mut ToJson(store), &mut batch, None).unwrap();
             store.db.write(batch).unwrap();
         }
     }

@@ -164,6 +164,18 @@ async fn an_idle_session_is_forgotten_at_the_sweep() {
     assert_eq!(key_of(&again[0]), "task-2", "forgotten, so applied as new");
 }
 
+/// Retention's request (D16): remove `task`, finished before `millis`.
+fn expire(task: TaskKey, millis: i64) -> Request {
+    Request {
+        client: None,
+        caller: Caller::System,
+        command: Command::ExpireTasks {
+            tasks: vec![task],
+            completed_before: Timestamp::from_micros(millis * 1000),
+        },
+    }
+}
+
 // D16: retention removes a finished task with its history; a reader that
 // wants the changes since before the removal is told they are gone.
 #[tokio::test]
@@ -190,19 +202,7 @@ async fn retention_prunes_the_history_of_removed_tasks() {
     assert_eq!(read.changes_since(0, 100).unwrap().unwrap().len(), 3);
 
     let later = 2_000 + MIN_RETENTION_MILLIS as i64;
-    let removed = m
-        .apply(
-            later,
-            vec![Request {
-                client: None,
-                caller: Caller::System,
-                command: Command::ExpireTasks {
-                    tasks: vec![TaskKey(1)],
-                    completed_before: Timestamp::from_micros(later * 1000),
-                },
-            }],
-        )
-        .await;
+    let removed = m.apply(later, vec![expire(TaskKey(1), later)]).await;
     assert_eq!(
         removed[0],
         Ok(Reply::Expired {
@@ -291,18 +291,7 @@ async fn a_retry_after_retention_removed_its_task_is_told_the_task_expired() {
         .await;
     assert!(done[0].is_ok(), "{done:?}");
     let later = 2_000 + MIN_RETENTION_MILLIS as i64;
-    m.apply(
-        later,
-        vec![Request {
-            client: None,
-            caller: Caller::System,
-            command: Command::ExpireTasks {
-                tasks: vec![TaskKey(1)],
-                completed_before: Timestamp::from_micros(later * 1000),
-            },
-        }],
-    )
-    .await;
+    m.apply(later, vec![expire(TaskKey(1), later)]).await;
     let retry = m
         .apply(
             later + 1,

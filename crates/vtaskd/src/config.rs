@@ -22,6 +22,7 @@ use crate::tls::TlsFiles;
 pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
 /// The lower bound of the randomized election timeout; the upper is twice it.
 pub const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 200;
+
 /// vtaskd: one node of a vtask cluster, the vSphere vim.Task API replicated with Raft.
 ///
 /// Every setting can come from a flag, from the environment (VTASKD_<NAME>,
