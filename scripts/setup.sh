@@ -12,8 +12,9 @@
 #   sh scripts/setup.sh python     also that venv with the Python client (clients/python,
 #                                  editable) and its test tools (for scripts/python-test.sh)
 #   sh scripts/setup.sh soap       also pyVmomi in that venv (for scripts/soap-test.sh)
-#   sh scripts/setup.sh browser    also Debian's chromium and Node.js with npm (for the
-#                                  web view's browser test, scripts/ui-test.sh)
+#   sh scripts/setup.sh browser    also Debian's chromium and Node.js with npm (Node.js 20
+#                                  from the npm registry when the machine's is older), for the
+#                                  web view's browser test, scripts/ui-test.sh
 set -eu
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -134,14 +135,36 @@ browser)
         echo "setup: installing chromium (the web view's browser test)"
         apt_install --no-install-recommends chromium fonts-liberation
     fi
+    # The test runner's flags (`node --test --test-concurrency`) need
+    # Node.js 20. The stock image has it; Debian 12's own nodejs is 18, so a
+    # machine without it gets Node.js from the npm registry (the
+    # node-linux-<arch> package holds the official binary) in
+    # $VTASK_NODE_DIR/bin, which scripts/ui-test.sh puts first on PATH.
+    node_dir="${VTASK_NODE_DIR:-$HOME/.cache/vtask/node}"
+    node_version=20.20.2
+    [ -x "$node_dir/bin/node" ] && PATH="$node_dir/bin:$PATH"
     if ! have node || ! have npm; then
         echo "setup: installing nodejs and npm (playwright-core drives the browser test)"
         apt_install nodejs npm
     fi
-    # playwright-core (tests/ui/package.json) needs Node.js 20 or later.
-    if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
-        echo "setup: the browser test needs Node.js 20 or later; this is $(node --version)" >&2
-        exit 1
+    node_major() { node -p 'process.versions.node.split(".")[0]'; }
+    if [ "$(node_major)" -lt 20 ]; then
+        case "$(uname -m)" in
+        x86_64) arch=x64 ;;
+        aarch64) arch=arm64 ;;
+        *) echo "setup: no Node.js $node_version package for $(uname -m)" >&2; exit 1 ;;
+        esac
+        echo "setup: Node.js $(node --version) is too old for the browser test; installing Node.js $node_version (npm package node-linux-$arch) into $node_dir"
+        fetched=$(mktemp -d)
+        npm install --prefix "$fetched" --no-audit --no-fund --loglevel=error "node-linux-$arch@$node_version"
+        mkdir -p "$node_dir/bin"
+        cp "$fetched/node_modules/node-linux-$arch/bin/node" "$node_dir/bin/node"
+        rm -rf "$fetched"
+        PATH="$node_dir/bin:$PATH"
+        if [ "$(node_major)" -lt 20 ]; then
+            echo "setup: the browser test needs Node.js 20 or later; this is $(node --version)" >&2
+            exit 1
+        fi
     fi
     exit 0
     ;;

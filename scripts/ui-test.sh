@@ -15,6 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sh scripts/setup.sh browser
+# Where setup put a Node.js of its own, if the machine's was too old.
+node_dir="${VTASK_NODE_DIR:-$HOME/.cache/vtask/node}"
+[ -x "$node_dir/bin/node" ] && export PATH="$node_dir/bin:$PATH"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 # A no-op when `just build` ran first; the same command every recipe uses.
 cargo build --workspace --all-targets
